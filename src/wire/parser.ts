@@ -1,0 +1,306 @@
+/**
+ * The SSE parser: the WHATWG "event stream interpretation" algorithm, streaming.
+ *
+ * Feed it bytes (`Uint8Array`, decoded as UTF-8 across chunk boundaries, invalid bytes becoming
+ * U+FFFD) or already-decoded strings, in chunks of any size; it calls back for each dispatched
+ * event, each valid `retry:` and (optionally) each comment.
+ * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+ */
+import { TextDecoder } from 'node:util';
+import { EventTooLargeError } from '../errors.js';
+
+/** An event the parser dispatched. */
+export interface ParsedEvent {
+  /** The event type: the last `event:` field's value, or `message` when there was none. */
+  event: string;
+  /** The data: every `data:` field's value joined with LF. */
+  data: string;
+  /** The last event ID string at dispatch time (it persists across events); `''` before any id. */
+  id: string;
+}
+
+/** What the parser calls back. */
+export interface ParserCallbacks {
+  /** Called for each dispatched event. */
+  onEvent: (event: ParsedEvent) => void;
+  /** Called for each `retry:` field whose value is all ASCII digits, with that value. */
+  onRetry?: ((ms: number) => void) | undefined;
+  /** Called for each comment line, with the text after the colon. */
+  onComment?: ((comment: string) => void) | undefined;
+  /** Called when an event grows past `maxEventLength`; the event is discarded. */
+  onError?: ((error: Error) => void) | undefined;
+}
+
+/** Options for {@link createParser}. */
+export interface ParserOptions {
+  /**
+   * The most characters one event (its data buffer plus the line being read) may hold before it is
+   * discarded with an `EventTooLargeError`. Defaults to `Infinity` (no limit).
+   */
+  maxEventLength?: number | undefined;
+}
+
+/** A streaming parser made by {@link createParser}. */
+export interface Parser {
+  /** Feeds a chunk: bytes (UTF-8) or a string. */
+  feed(chunk: Uint8Array | string): void;
+  /**
+   * Ends the stream: flushes the UTF-8 decoder and discards any incomplete event, as the spec says
+   * ("If the file ends in the middle of an event, before the final empty line, the incomplete event
+   * is not dispatched"). The parser is ready for a new stream afterwards (BOM handling included),
+   * keeping its last event ID.
+   */
+  end(): void;
+  /** Forgets everything but the last event ID and starts a new stream (a reconnection). */
+  reset(): void;
+  /** The last event ID string. */
+  readonly lastEventId: string;
+}
+
+const LF = 10;
+const CR = 13;
+const COLON = 58;
+const SPACE = 32;
+
+/**
+ * Creates a streaming SSE parser.
+ * @param callbacks Where dispatched events, retries and comments go.
+ * @param options Limits.
+ * @returns The parser.
+ * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+ */
+export function createParser(callbacks: ParserCallbacks, options: ParserOptions = {}): Parser {
+  const { onEvent, onRetry, onComment, onError } = callbacks;
+  const maxEventLength = options.maxEventLength ?? Infinity;
+
+  let decoder: TextDecoder | undefined;
+  // Text of an incomplete line carried over from earlier chunks. Kept as pieces so that a very long
+  // line arriving in many chunks is joined once, not re-concatenated and re-scanned per chunk.
+  let pending: string[] = [];
+  let pendingLength = 0;
+  // A chunk ended with CR: if the next one starts with LF, that LF belongs to the same line end.
+  let skipLeadingLF = false;
+  let isStreamStart = true;
+  let discarding = false;
+
+  let data = '';
+  let hasData = false;
+  let eventType = '';
+  let lastEventIdBuffer = '';
+  let lastEventId = '';
+
+  function dispatch(): void {
+    // [spec] Set the last event ID string of the event source to the value of the last event ID buffer.
+    lastEventId = lastEventIdBuffer;
+    if (discarding) {
+      discarding = false;
+      data = '';
+      hasData = false;
+      eventType = '';
+      return;
+    }
+    // [spec] If the data buffer is an empty string, set the data buffer and the event type buffer
+    // to the empty string and return.
+    if (!hasData) {
+      eventType = '';
+      return;
+    }
+    // [spec] If the data buffer's last character is a U+000A LINE FEED (LF) character, then remove
+    // the last character from the data buffer. (Done by joining with LF instead of appending it.)
+    const event: ParsedEvent = { event: eventType || 'message', data, id: lastEventId };
+    data = '';
+    hasData = false;
+    eventType = '';
+    onEvent(event);
+  }
+
+  function processField(field: string, value: string): void {
+    switch (field) {
+      case 'data':
+        // [spec] Append the field value to the data buffer, then append a single U+000A LINE FEED.
+        if (hasData) data += `\n${value}`;
+        else {
+          data = value;
+          hasData = true;
+        }
+        break;
+      case 'event':
+        eventType = value;
+        break;
+      case 'id':
+        // [spec] If the field value does not contain U+0000 NULL, then set the last event ID buffer
+        // to the field value. Otherwise, ignore the field.
+        if (value.indexOf('\0') === -1) lastEventIdBuffer = value;
+        break;
+      case 'retry':
+        // [spec] If the field value consists of only ASCII digits, then interpret the field value as
+        // an integer in base ten, and set the event stream's reconnection time to that integer.
+        if (value.length > 0 && /^[0-9]+$/.test(value)) onRetry?.(Number(value));
+        break;
+      default:
+      // [spec] Otherwise: The field is ignored.
+    }
+  }
+
+  function processLine(text: string, start: number, end: number): void {
+    // [spec] If the line is empty (a blank line): Dispatch the event.
+    if (start === end) {
+      dispatch();
+      return;
+    }
+    if (discarding) return;
+    const colon = text.indexOf(':', start);
+    if (colon === start) {
+      // [spec] If the line starts with a U+003A COLON character (:): Ignore the line.
+      onComment?.(text.slice(start + 1, end));
+      return;
+    }
+    let field: string;
+    let value: string;
+    if (colon === -1 || colon >= end) {
+      // [spec] Otherwise, the string is not empty but does not contain a U+003A COLON character:
+      // process the field using the whole line as the field name, and the empty string as the value.
+      field = text.slice(start, end);
+      value = '';
+    } else {
+      field = text.slice(start, colon);
+      // [spec] If value starts with a U+0020 SPACE character, remove it from value.
+      const valueStart = text.charCodeAt(colon + 1) === SPACE ? colon + 2 : colon + 1;
+      value = valueStart >= end ? '' : text.slice(valueStart, end);
+    }
+    if (field === 'data' && data.length + value.length > maxEventLength) {
+      tooLarge();
+      return;
+    }
+    processField(field, value);
+  }
+
+  function tooLarge(): void {
+    discarding = true;
+    data = '';
+    hasData = false;
+    onError?.(new EventTooLargeError(maxEventLength));
+  }
+
+  function feedText(chunk: string): void {
+    let text = chunk;
+    if (isStreamStart && text.length > 0) {
+      isStreamStart = false;
+      // [spec] One leading U+FEFF BYTE ORDER MARK character must be ignored if any are present.
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    if (text.length === 0) return;
+    let position = 0;
+    if (skipLeadingLF) {
+      skipLeadingLF = false;
+      if (text.charCodeAt(0) === LF) position = 1;
+    }
+    if (pendingLength > 0) {
+      // Find the end of the carried-over line in this chunk first.
+      const end = findLineEnd(text, position);
+      if (end === -1) {
+        pushPending(text, position);
+        return;
+      }
+      pending.push(text.slice(position, end));
+      const line = pending.join('');
+      pending = [];
+      pendingLength = 0;
+      processLine(line, 0, line.length);
+      position = afterLineEnd(text, end);
+      if (position === -1) return;
+    }
+    const length = text.length;
+    // Scan for CR and LF separately with indexOf (fast native search), tracking the next of each.
+    let nextLF = text.indexOf('\n', position);
+    let nextCR = text.indexOf('\r', position);
+    while (position < length) {
+      if (nextLF !== -1 && nextLF < position) nextLF = text.indexOf('\n', position);
+      if (nextCR !== -1 && nextCR < position) nextCR = text.indexOf('\r', position);
+      let end: number;
+      if (nextLF === -1) end = nextCR;
+      else if (nextCR === -1) end = nextLF;
+      else end = nextLF < nextCR ? nextLF : nextCR;
+      if (end === -1) {
+        pushPending(text, position);
+        return;
+      }
+      processLine(text, position, end);
+      position = afterLineEnd(text, end);
+      if (position === -1) return;
+    }
+  }
+
+  // Returns where the next line starts after the line end at `end`, or -1 when the chunk is used up.
+  function afterLineEnd(text: string, end: number): number {
+    if (text.charCodeAt(end) === CR) {
+      if (end + 1 === text.length) {
+        // A CR at the very end of a chunk: an LF at the start of the next chunk is part of this line end.
+        skipLeadingLF = true;
+        return -1;
+      }
+      if (text.charCodeAt(end + 1) === LF) return end + 2 === text.length ? -1 : end + 2;
+    }
+    return end + 1 === text.length ? -1 : end + 1;
+  }
+
+  function pushPending(text: string, position: number): void {
+    if (!discarding) {
+      const rest = position === 0 ? text : text.slice(position);
+      pendingLength += rest.length;
+      pending.push(rest);
+      if (pendingLength + data.length <= maxEventLength) return;
+      tooLarge();
+    }
+    // While discarding, keep one placeholder character instead of the line: enough to know that the
+    // line is not blank when its end arrives, without holding its text.
+    pending = [' '];
+    pendingLength = 1;
+  }
+
+  function clearStream(): void {
+    pending = [];
+    pendingLength = 0;
+    skipLeadingLF = false;
+    isStreamStart = true;
+    discarding = false;
+    data = '';
+    hasData = false;
+    eventType = '';
+  }
+
+  return {
+    feed(chunk: Uint8Array | string): void {
+      if (typeof chunk === 'string') {
+        feedText(chunk);
+        return;
+      }
+      // ignoreBOM: the BOM is stripped by feedText, the same way for bytes and strings.
+      decoder ??= new TextDecoder('utf-8', { ignoreBOM: true });
+      feedText(decoder.decode(chunk, { stream: true }));
+    },
+    end(): void {
+      if (decoder !== undefined) {
+        const rest = decoder.decode();
+        if (rest) feedText(rest);
+        decoder = undefined;
+      }
+      clearStream();
+    },
+    reset(): void {
+      decoder = undefined;
+      clearStream();
+    },
+    get lastEventId(): string {
+      return lastEventId;
+    },
+  };
+}
+
+function findLineEnd(text: string, from: number): number {
+  const lf = text.indexOf('\n', from);
+  const cr = text.indexOf('\r', from);
+  if (lf === -1) return cr;
+  if (cr === -1) return lf;
+  return lf < cr ? lf : cr;
+}
