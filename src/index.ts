@@ -1,0 +1,11 @@
+/**
+ * eventsource-toolkit: Server-Sent Events for Node.js.
+ * Public API; re-exports only.
+ */
+export * from './errors.js';
+export * from './wire/encoder.js';
+export * from './wire/parser.js';
+export * from './events.js';
+export * from './listener/index.js';
+export * from './client.js';
+export * from './request.js';
