@@ -61,6 +61,18 @@ const LF = 10;
 const CR = 13;
 const COLON = 58;
 const SPACE = 32;
+const ALL_DIGITS = /^[0-9]+$/;
+// One options object for every streaming decode() call.
+const STREAM = { stream: true } as const;
+
+/**
+ * The field value running from `from` to `end`, less one leading space.
+ * [spec] If value starts with a U+0020 SPACE character, remove it from value.
+ */
+function valueOf(text: string, from: number, end: number): string {
+  const start = from < end && text.charCodeAt(from) === SPACE ? from + 1 : from;
+  return start >= end ? '' : text.slice(start, end);
+}
 
 /**
  * Creates a streaming SSE parser.
@@ -117,29 +129,41 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
   function processField(field: string, value: string): void {
     switch (field) {
       case 'data':
-        // [spec] Append the field value to the data buffer, then append a single U+000A LINE FEED.
-        if (hasData) data += `\n${value}`;
-        else {
-          data = value;
-          hasData = true;
-        }
+        appendData(value);
         break;
       case 'event':
+        // [spec] Set the event type buffer to the field value.
         eventType = value;
         break;
       case 'id':
-        // [spec] If the field value does not contain U+0000 NULL, then set the last event ID buffer
-        // to the field value. Otherwise, ignore the field.
-        if (value.indexOf('\0') === -1) lastEventIdBuffer = value;
+        setId(value);
         break;
       case 'retry':
-        // [spec] If the field value consists of only ASCII digits, then interpret the field value as
-        // an integer in base ten, and set the event stream's reconnection time to that integer.
-        if (value.length > 0 && /^[0-9]+$/.test(value)) onRetry?.(Number(value));
+        // [spec] If the field value consists of only ASCII digits, then interpret the field value
+        // as an integer in base ten, and set the event stream's reconnection time to that integer.
+        // Otherwise, ignore the field.
+        if (ALL_DIGITS.test(value)) onRetry?.(Number(value));
         break;
       default:
       // [spec] Otherwise: The field is ignored.
     }
+  }
+
+  function appendData(value: string): void {
+    // [spec] Append the field value to the data buffer, then append a single U+000A LINE FEED (LF)
+    // character to the data buffer. (The LF goes in front of the next value instead, so there is
+    // no trailing LF to remove at dispatch.)
+    if (hasData) data += `\n${value}`;
+    else {
+      data = value;
+      hasData = true;
+    }
+  }
+
+  function setId(value: string): void {
+    // [spec] If the field value does not contain U+0000 NULL, then set the last event ID buffer to
+    // the field value. Otherwise, ignore the field.
+    if (value.indexOf('\0') === -1) lastEventIdBuffer = value;
   }
 
   function processLine(text: string, start: number, end: number): void {
@@ -149,30 +173,51 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       return;
     }
     if (discarding) return;
-    const colon = text.indexOf(':', start);
-    if (colon === start) {
+    // [non-spec] The size limit counts the data buffer plus the whole line, the same measure
+    // pushPending() applies to a line still arriving, so that where the chunks are cut does not
+    // change which events are discarded.
+    if (data.length + (end - start) > maxEventLength) {
+      tooLarge();
+      return;
+    }
+    const first = text.charCodeAt(start);
+    // Fast paths for the usual `data:`, `id:` and `event:` lines, matched on their characters so
+    // that no string is made for the field name. A character past the line end is CR, LF or NaN,
+    // never a colon, so a match cannot straddle the line end.
+    if (first === 100 && text.charCodeAt(start + 4) === COLON) {
+      if (
+        text.charCodeAt(start + 1) === 97 &&
+        text.charCodeAt(start + 2) === 116 &&
+        text.charCodeAt(start + 3) === 97
+      ) {
+        appendData(valueOf(text, start + 5, end));
+        return;
+      }
+    } else if (first === 105 && text.charCodeAt(start + 2) === COLON) {
+      if (text.charCodeAt(start + 1) === 100) {
+        setId(valueOf(text, start + 3, end));
+        return;
+      }
+    } else if (first === 101 && text.charCodeAt(start + 5) === COLON) {
+      if (text.startsWith('vent', start + 1)) {
+        eventType = valueOf(text, start + 6, end);
+        return;
+      }
+    } else if (first === COLON) {
       // [spec] If the line starts with a U+003A COLON character (:): Ignore the line.
       onComment?.(text.slice(start + 1, end));
       return;
     }
-    let field: string;
-    let value: string;
-    if (colon === -1 || colon >= end) {
-      // [spec] Otherwise, the string is not empty but does not contain a U+003A COLON character:
-      // process the field using the whole line as the field name, and the empty string as the value.
-      field = text.slice(start, end);
-      value = '';
-    } else {
-      field = text.slice(start, colon);
-      // [spec] If value starts with a U+0020 SPACE character, remove it from value.
-      const valueStart = text.charCodeAt(colon + 1) === SPACE ? colon + 2 : colon + 1;
-      value = valueStart >= end ? '' : text.slice(valueStart, end);
-    }
-    if (field === 'data' && data.length + value.length > maxEventLength) {
-      tooLarge();
-      return;
-    }
-    processField(field, value);
+    // [spec] If the line contains a U+003A COLON character: collect the characters on the line
+    // before the first colon, and let field be that string; collect the characters after it, and
+    // let value be that string. Otherwise, the string is not empty but does not contain a U+003A
+    // COLON character: process the field using the whole line as the field name, and the empty
+    // string as the field value.
+    // The colon is looked for within the line only: indexOf() would run on past the line end, and
+    // over a chunk of many colon-less lines that becomes quadratic.
+    let colon = start + 1;
+    while (colon < end && text.charCodeAt(colon) !== COLON) colon++;
+    processField(text.slice(start, colon), valueOf(text, colon + 1, end));
   }
 
   function tooLarge(): void {
@@ -209,6 +254,17 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       processLine(line, 0, line.length);
       position = afterLineEnd(text, end);
       if (position === -1) return;
+    }
+    if (text.indexOf('\r', position) === -1) {
+      // Most streams end lines with LF alone: one indexOf per line is all the scanning needed.
+      let end = text.indexOf('\n', position);
+      while (end !== -1) {
+        processLine(text, position, end);
+        position = end + 1;
+        end = text.indexOf('\n', position);
+      }
+      if (position < text.length) pushPending(text, position);
+      return;
     }
     const length = text.length;
     // Scan for CR and LF separately with indexOf (fast native search), tracking the next of each.
@@ -267,6 +323,11 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     data = '';
     hasData = false;
     eventType = '';
+    // [non-spec] The spec starts each stream with an empty last event ID buffer, which would let
+    // the first event of a reconnection without an `id:` clear the last event ID. Like browsers and
+    // undici, the new stream starts from the last event ID instead; an `id:` seen in an event that
+    // was cut off (never dispatched) is dropped with it.
+    lastEventIdBuffer = lastEventId;
   }
 
   return {
@@ -277,7 +338,7 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       }
       // ignoreBOM: the BOM is stripped by feedText, the same way for bytes and strings.
       decoder ??= new TextDecoder('utf-8', { ignoreBOM: true });
-      feedText(decoder.decode(chunk, { stream: true }));
+      feedText(decoder.decode(chunk, STREAM));
     },
     end(): void {
       if (decoder !== undefined) {

@@ -1,0 +1,240 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { EventTooLargeError } from '../../src/errors.js';
+import { createParser, type ParsedEvent } from '../../src/wire/parser.js';
+import {
+  createRandom,
+  parseChunks,
+  randomChunks,
+  singleUnits,
+  toBytes,
+  toText,
+  vectors,
+  type ParseResult,
+  type Vector,
+} from './fixtures.js';
+
+const RANDOM_CHUNKINGS = 25;
+
+/** Every way a vector is fed: each gives the chunks of one complete run. */
+const feedings: Array<{
+  name: string;
+  chunkings: (input: Vector['input']) => Iterable<unknown[]>;
+}> = [
+  { name: 'as one byte chunk', chunkings: (input) => [[toBytes(input)]] },
+  { name: 'as one string', chunkings: (input) => [[toText(input)]] },
+  { name: 'byte by byte', chunkings: (input) => [singleUnits(toBytes(input))] },
+  { name: 'one UTF-16 code unit at a time', chunkings: (input) => [singleUnits(toText(input))] },
+  { name: 'as bytes cut at every index', chunkings: (input) => cutAtEveryIndex(toBytes(input)) },
+  { name: 'as a string cut at every index', chunkings: (input) => cutAtEveryIndex(toText(input)) },
+  {
+    name: `in ${RANDOM_CHUNKINGS} seeded random byte chunkings`,
+    chunkings: (input) => seededChunkings(toBytes(input)),
+  },
+  {
+    name: `in ${RANDOM_CHUNKINGS} seeded random string chunkings`,
+    chunkings: (input) => seededChunkings(toText(input)),
+  },
+];
+
+function* cutAtEveryIndex<T extends Uint8Array | string>(input: T): Generator<T[]> {
+  for (let at = 0; at <= input.length; at++) {
+    yield [input.slice(0, at) as T, input.slice(at) as T];
+  }
+}
+
+function* seededChunkings<T extends Uint8Array | string>(input: T): Generator<T[]> {
+  const random = createRandom(0xc0ffee ^ input.length);
+  for (let run = 0; run < RANDOM_CHUNKINGS; run++) yield randomChunks(input, random, 1 + run);
+}
+
+function expected(vector: Vector): ParseResult {
+  return {
+    events: vector.events,
+    retries: vector.retries ?? [],
+    comments: vector.comments ?? [],
+    errors: [],
+    lastEventId: vector.lastEventId ?? vector.events.at(-1)?.id ?? '',
+  };
+}
+
+describe('parser vectors (WHATWG event stream interpretation)', () => {
+  for (const vector of vectors) {
+    describe(vector.name, () => {
+      for (const feeding of feedings) {
+        test(`holds when fed ${feeding.name}`, () => {
+          for (const chunks of feeding.chunkings(vector.input)) {
+            const result = parseChunks(chunks as Array<Uint8Array | string>);
+            assert.deepEqual(result, expected(vector), `chunks: ${JSON.stringify(chunks)}`);
+          }
+        });
+      }
+    });
+  }
+});
+
+describe('parser streams and reconnections', () => {
+  test('end() starts a new stream: a BOM is stripped again and the last event ID is kept', () => {
+    const events: ParsedEvent[] = [];
+    const parser = createParser({ onEvent: (event) => events.push(event) });
+    parser.feed('id: 1\ndata: a\n\n');
+    parser.end();
+    parser.feed('\uFEFFdata: b\n\n');
+    assert.deepEqual(events, [
+      { event: 'message', data: 'a', id: '1' },
+      { event: 'message', data: 'b', id: '1' },
+    ]);
+    assert.equal(parser.lastEventId, '1');
+  });
+
+  test('end() discards an incomplete event, including its pending UTF-8 bytes', () => {
+    const events: ParsedEvent[] = [];
+    const parser = createParser({ onEvent: (event) => events.push(event) });
+    parser.feed(Uint8Array.of(0x64, 0x61, 0x74, 0x61, 0x3a, 0x20, 0xe2, 0x82));
+    parser.end();
+    parser.feed('data: b\n\n');
+    assert.deepEqual(events, [{ event: 'message', data: 'b', id: '' }]);
+  });
+
+  test('reset() forgets a half-read event but keeps the last event ID', () => {
+    const events: ParsedEvent[] = [];
+    const parser = createParser({ onEvent: (event) => events.push(event) });
+    parser.feed('id: 1\ndata: a\n\nevent: x\ndata: lost\nid: 2\n');
+    parser.reset();
+    parser.feed('data: b\n\n');
+    assert.deepEqual(events, [
+      { event: 'message', data: 'a', id: '1' },
+      { event: 'message', data: 'b', id: '1' },
+    ]);
+    assert.equal(parser.lastEventId, '1');
+  });
+
+  test('reset() forgets a CR at the end of the last chunk', () => {
+    const events: ParsedEvent[] = [];
+    const parser = createParser({ onEvent: (event) => events.push(event) });
+    parser.feed('data: a\r');
+    parser.reset();
+    parser.feed('\ndata: b\n\n');
+    assert.deepEqual(events, [{ event: 'message', data: 'b', id: '' }]);
+  });
+
+  test('callbacks are optional except onEvent', () => {
+    const events: ParsedEvent[] = [];
+    const parser = createParser({ onEvent: (event) => events.push(event) });
+    parser.feed(': comment\nretry: 5\ndata: a\n\n');
+    assert.equal(events.length, 1);
+  });
+});
+
+describe('parser size limits and volume', () => {
+  test('a 1 MiB data line fed in 64 KiB chunks parses whole', () => {
+    const line = 'x'.repeat(1024 * 1024 - 3) + 'é';
+    const stream = toBytes(`id: big\ndata: ${line}\n\ndata: after\n\n`);
+    const chunks: Uint8Array[] = [];
+    for (let at = 0; at < stream.length; at += 64 * 1024) {
+      chunks.push(stream.subarray(at, at + 64 * 1024));
+    }
+    const result = parseChunks(chunks);
+    assert.equal(result.events.length, 2);
+    assert.equal(result.events[0]?.data.length, line.length);
+    assert.ok(result.events[0]?.data === line, 'the data is the line itself');
+    assert.deepEqual(result.events[1], { event: 'message', data: 'after', id: 'big' });
+  });
+
+  test('100 000 small events parse, in order, with their ids and types', () => {
+    const count = 100_000;
+    let text = '';
+    for (let i = 0; i < count; i++) text += `id: ${i}\nevent: e${i % 7}\ndata: {"n":${i}}\n\n`;
+    const stream = toBytes(text);
+    const random = createRandom(100_000);
+    const chunks: Uint8Array[] = [];
+    for (let at = 0; at < stream.length;) {
+      const size = 16 * 1024 + Math.floor(random() * 48 * 1024);
+      chunks.push(stream.subarray(at, at + size));
+      at += size;
+    }
+    const result = parseChunks(chunks);
+    assert.equal(result.events.length, count);
+    result.events.forEach((event, i) => {
+      if (event.id !== String(i) || event.event !== `e${i % 7}` || event.data !== `{"n":${i}}`) {
+        assert.fail(`event ${i} came out as ${JSON.stringify(event)}`);
+      }
+    });
+    assert.equal(result.lastEventId, String(count - 1));
+  });
+
+  const limit = 20;
+  const limitCases: Array<{ name: string; input: string; data: string[]; errorCount: number }> = [
+    {
+      name: 'an over-long data line discards its event; the next event still parses',
+      input: `data: ${'x'.repeat(limit + 1)}\n\ndata: ok\n\n`,
+      data: ['ok'],
+      errorCount: 1,
+    },
+    {
+      name: 'data lines adding up past the limit discard the event; the next event still parses',
+      input: 'data: 0123456789\ndata: 0123456789\ndata: z\n\ndata: ok\n\n',
+      data: ['ok'],
+      errorCount: 1,
+    },
+    {
+      name: 'a line exactly at the limit is kept',
+      input: `data:${'x'.repeat(limit - 5)}\n\n`,
+      data: ['x'.repeat(limit - 5)],
+      errorCount: 0,
+    },
+    {
+      name: 'lines after the over-long one, up to the blank line, belong to the discarded event',
+      input: `data: ${'x'.repeat(limit)}\ndata: more\nevent: y\n\nevent: z\ndata: ok\n\n`,
+      data: ['ok'],
+      errorCount: 1,
+    },
+    {
+      name: 'two over-long events each report an error',
+      input: `data: ${'x'.repeat(limit)}\n\ndata: ${'y'.repeat(limit)}\n\ndata: ok\n\n`,
+      data: ['ok'],
+      errorCount: 2,
+    },
+  ];
+  for (const { name, input, data, errorCount } of limitCases) {
+    test(`maxEventLength: ${name}, however the stream is cut`, () => {
+      const runs = [[input], singleUnits(input), ...cutAtEveryIndex(input)];
+      for (const chunks of runs) {
+        const result = parseChunks(chunks, { maxEventLength: limit });
+        assert.deepEqual(
+          result.events.map((event) => event.data),
+          data,
+          `chunks: ${JSON.stringify(chunks)}`,
+        );
+        assert.equal(result.errors.length, errorCount, `chunks: ${JSON.stringify(chunks)}`);
+        for (const error of result.errors) {
+          assert.ok(error instanceof EventTooLargeError);
+          assert.equal(error.code, 'ERR_EVENTSOURCE_EVENT_TOO_LARGE');
+          assert.equal(error.limit, limit);
+        }
+      }
+    });
+  }
+
+  test('maxEventLength does not hold a discarded line in memory', () => {
+    const errors: Error[] = [];
+    const events: ParsedEvent[] = [];
+    const parser = createParser(
+      { onEvent: (event) => events.push(event), onError: (error) => errors.push(error) },
+      { maxEventLength: 1024 },
+    );
+    parser.feed('data: ');
+    for (let i = 0; i < 1000; i++) parser.feed('y'.repeat(64 * 1024));
+    parser.feed('\n\ndata: ok\n\n');
+    assert.equal(errors.length, 1);
+    assert.deepEqual(events, [{ event: 'message', data: 'ok', id: '' }]);
+  });
+
+  test('a chunk of many colon-less lines parses in linear time', () => {
+    const lines = 'x\n'.repeat(500_000);
+    const start = performance.now();
+    const result = parseChunks([lines, 'data: ok\n\n']);
+    assert.deepEqual(result.events, [{ event: 'message', data: 'ok', id: '' }]);
+    assert.ok(performance.now() - start < 2000, 'took under 2 s');
+  });
+});
