@@ -1,5 +1,281 @@
-/** Placeholder until the CLI lands. */
+/**
+ * eventsource-client: connects to an SSE stream (the listener's `/poll/<token>` or any `--url`)
+ * and prints each event on stdout, one readable line, or one JSON object with `--json`.
+ */
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { EventSourceClient, type ClientEvent, type EventSourceErrorEvent } from '../client.js';
+import { enableDebug } from '../debug.js';
+import { ContentTypeError, flattenError, HttpStatusError } from '../errors.js';
+import {
+  collectHeader,
+  commanderExitCode,
+  ExitCode,
+  parseNonNegativeInt,
+  parsePort,
+  parsePositiveInt,
+  runMain,
+  signalExitCode,
+  UsageError,
+  version,
+  type CliIo,
+} from './options.js';
+
+interface ClientCliOptions {
+  host: string;
+  port: number;
+  debug?: true;
+  retry: number;
+  secure?: true;
+  verify?: true;
+  keep?: true;
+  action: string;
+  prefix?: string;
+  user?: string;
+  password?: string | undefined;
+  url?: string;
+  json?: true;
+  lastEventId?: string;
+  header: [string, string][];
+  insecure?: true;
+  ca?: string;
+  count?: number;
+  timeout?: number;
+}
+
+const DEFAULT_RETRY_MS = 3000;
+
+function createCommand(io: CliIo): Command {
+  return new Command('eventsource-client')
+    .description('Connect to a Server-Sent Events stream and print its events.')
+    .argument('[token]', 'the token to listen to (not needed with --url)')
+    .option('-H, --host <host>', 'listener host', '127.0.0.1')
+    .option('-P, --port <port>', 'listener port', parsePort, 8888)
+    .option('-d, --debug', 'print debug output on stderr (DEBUG=eventsource:*)')
+    .option(
+      '-r, --retry <ms>',
+      'reconnect after <ms> when the stream ends (the server\'s "retry:" overrides it); 0 = no reconnection',
+      parseNonNegativeInt,
+      0,
+    )
+    .option('-S, --secure', 'connect with https')
+    .option('-V, --verify', 'validate TLS certificates (accepted for compatibility: always on)')
+    .option(
+      '-k, --keep',
+      `keep reconnecting after errors too (every ${DEFAULT_RETRY_MS} ms when -r is 0)`,
+    )
+    .option('-a, --action <action>', 'listener action', 'poll')
+    .option('-x, --prefix <prefix>', 'path prefix of the listener')
+    .option('-u, --user <user>', 'user name for basic authentication')
+    .option(
+      '-p, --password <password>',
+      'password for basic authentication (env: EVENTSOURCE_PASSWORD)',
+    )
+    .option('--url <url>', 'connect to this SSE URL instead (no token needed)')
+    .option('--json', 'print one JSON object per event: {"id","event","data"}')
+    .option('--last-event-id <id>', 'send this Last-Event-ID on the first connection')
+    .option(
+      '--header <header>',
+      'extra request header "Name: value" (repeatable)',
+      collectHeader,
+      [],
+    )
+    .option('--insecure', 'do not validate TLS certificates')
+    .option('--ca <file>', 'trust the certificate authorities in this PEM file')
+    .addOption(new Option('--count <n>', 'exit after <n> events').argParser(parsePositiveInt))
+    .addOption(
+      new Option(
+        '--timeout <ms>',
+        'connect timeout, and how long a stream may stay silent',
+      ).argParser(parsePositiveInt),
+    )
+    .version(version, '-v, --version')
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 stream ended (no reconnection due), --count reached or 204; 1 HTTP error or
+unreachable server; 2 usage error; 130/143 after SIGINT/SIGTERM.
+
+Examples:
+  $ eventsource-client -P 8888 mytoken
+  $ eventsource-client -r 1000 -k --json mytoken | jq .data
+  $ eventsource-client --url https://example.com/stream --header "Authorization: Bearer x"`,
+    )
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    });
+}
+
+/** Builds the URL the options point at. */
+function buildUrl(token: string | undefined, options: ClientCliOptions): string {
+  if (options.url !== undefined) {
+    if (token !== undefined) throw new UsageError('give either a token or --url, not both');
+    let url: URL;
+    try {
+      url = new URL(options.url);
+    } catch {
+      throw new UsageError(`--url must be an absolute http(s) URL, got "${options.url}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new UsageError(`--url must be an http(s) URL, got "${options.url}"`);
+    }
+    return url.href;
+  }
+  if (token === undefined) throw new UsageError("missing required argument 'token' (or --url)");
+  const host =
+    options.host.includes(':') && !options.host.startsWith('[')
+      ? `[${options.host}]`
+      : options.host;
+  const prefix = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
+  const path = `${prefix ? `/${prefix}` : ''}/${encodeURIComponent(options.action)}/${encodeURIComponent(token)}`;
+  return `${options.secure ? 'https' : 'http'}://${host}:${options.port}${path}`;
+}
+
+function formatJson(event: ClientEvent): string {
+  return `{"id":${event.id === null ? 'null' : JSON.stringify(event.id)},"event":${JSON.stringify(
+    event.event,
+  )},"data":${JSON.stringify(event.data)}}\n`;
+}
+
+// For a person: `type #id: data`, continuation lines of multi-line data indented.
+function formatText(event: ClientEvent): string {
+  const data = event.data.includes('\n') ? event.data.replaceAll('\n', '\n  ') : event.data;
+  return `${event.event}${event.id === null ? '' : ` #${event.id}`}: ${data}\n`;
+}
+
+function describe(error: Error, url: string, wasOpen: boolean): string {
+  if (error instanceof HttpStatusError) {
+    const body = error.body.split('\n', 1)[0]?.trim().slice(0, 200) ?? '';
+    return `Unable to connect to ${url} (${error.status})${body ? `: ${body}` : ''}`;
+  }
+  if (error instanceof ContentTypeError) return error.message;
+  const what = wasOpen ? `Connection to ${url} lost` : `Unable to connect to ${url}`;
+  return `${what}: ${flattenError(error)}`;
+}
+
+/**
+ * Runs eventsource-client with these arguments.
+ * @param argv The arguments after the command name.
+ * @param io The process streams, environment and interruption signal.
+ * @returns The exit code.
+ */
+export async function run(argv: string[], io: CliIo): Promise<number> {
+  const program = createCommand(io);
+  let options: ClientCliOptions;
+  let url: string;
+  let ca: string | undefined;
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    options = program.opts<ClientCliOptions>();
+    if (options.debug) enableDebug();
+    url = buildUrl(program.args[0], options);
+    options.password ??= io.env.EVENTSOURCE_PASSWORD;
+    if (options.ca !== undefined) {
+      try {
+        ca = readFileSync(options.ca, 'utf8');
+      } catch (error) {
+        throw new UsageError(`cannot read --ca file: ${flattenError(error)}`);
+      }
+    }
+  } catch (error) {
+    const code = commanderExitCode(error);
+    if (code !== undefined) return code;
+    if (error instanceof UsageError) {
+      io.stderr.write(`error: ${error.message}\n`);
+      return ExitCode.usage;
+    }
+    throw error;
+  }
+
+  const isJson = options.json === true;
+  const count = options.count;
+  let received = 0;
+  let output = '';
+  let isFlushScheduled = false;
+  // Events from one network chunk are dispatched synchronously: collect them and write once.
+  const flush = (): void => {
+    isFlushScheduled = false;
+    if (output === '') return;
+    const text = output;
+    output = '';
+    io.stdout.write(text);
+  };
+  let client: EventSourceClient;
+  try {
+    client = new EventSourceClient(url, {
+      headers: options.header,
+      ...(options.user !== undefined
+        ? { username: options.user, password: options.password ?? '' }
+        : {}),
+      ...(options.lastEventId !== undefined ? { lastEventId: options.lastEventId } : {}),
+      retryMs: options.retry > 0 ? options.retry : DEFAULT_RETRY_MS,
+      reconnect: options.retry > 0,
+      keepReconnecting: options.keep === true,
+      rejectUnauthorized: options.insecure !== true,
+      ...(ca !== undefined ? { ca } : {}),
+      ...(options.timeout !== undefined
+        ? { connectTimeoutMs: options.timeout, readTimeoutMs: options.timeout }
+        : {}),
+      signal: io.signal,
+      onEvent: (event) => {
+        output += isJson ? formatJson(event) : formatText(event);
+        if (!isFlushScheduled) {
+          isFlushScheduled = true;
+          queueMicrotask(flush);
+        }
+        if (count !== undefined && ++received >= count) client.close();
+      },
+    });
+  } catch (error) {
+    if (error instanceof TypeError || error instanceof RangeError) {
+      io.stderr.write(`error: ${error.message}\n`);
+      return ExitCode.usage;
+    }
+    throw error;
+  }
+  // Whether the current connection is open: it decides between "unable to connect" and "lost".
+  let isOpen = false;
+  let failure: string | undefined;
+  client.addEventListener('open', () => {
+    isOpen = true;
+    io.stderr.write(`connected to ${url}\n`);
+  });
+  client.addEventListener('error', (event) => {
+    const { error, willReconnect, delayMs } = event as EventSourceErrorEvent;
+    if (error !== undefined && client.readyState === EventSourceClient.OPEN) {
+      io.stderr.write(`${flattenError(error)}; event skipped\n`);
+      return;
+    }
+    const reason = error === undefined ? 'stream ended' : describe(error, url, isOpen);
+    isOpen = false;
+    if (willReconnect) {
+      io.stderr.write(`${reason}; reconnecting in ${delayMs} ms\n`);
+    } else if (error instanceof HttpStatusError && error.status === 204) {
+      io.stderr.write(`${url} answered 204 No Content: not reconnecting\n`);
+    } else if (error !== undefined) {
+      failure = reason;
+    }
+  });
+
+  try {
+    await client.closed;
+  } catch (error) {
+    flush();
+    const isDebug = options.debug === true || Boolean(io.env.DEBUG);
+    const message = failure ?? describe(error as Error, url, false);
+    io.stderr.write(
+      `${isDebug && error instanceof Error ? `${message}\n${error.stack}` : message}\n`,
+    );
+    return ExitCode.failure;
+  }
+  flush();
+  if (io.signal.aborted) return signalExitCode(io.signal);
+  return ExitCode.ok;
+}
+
+/** Runs eventsource-client as the process (see bin/eventsource-client.js). */
 export function main(): void {
-  process.stderr.write('not implemented yet\n');
-  process.exitCode = 1;
+  runMain(run);
 }
