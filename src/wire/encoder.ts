@@ -27,8 +27,13 @@ const UNSAFE = /[\r\n\0]/;
  * Throws when a value cannot be written as a single-line field.
  * @param name The field name, for the message.
  * @param value The value to check.
+ * @throws WireFormatError when `value` contains CR, LF or NUL.
+ * @throws TypeError when `value` is not a string.
  */
 export function assertFieldValue(name: string, value: string): void {
+  if (typeof value !== 'string') {
+    throw new TypeError(`\`${name}\` must be a string, got ${typeof value}`);
+  }
   if (UNSAFE.test(value)) {
     throw new WireFormatError(
       `\`${name}\` must not contain CR, LF or NUL, got ${JSON.stringify(value)}`,
@@ -50,9 +55,15 @@ function encodeData(data: string): string {
  * @param event The fields to write.
  * @returns The text of the block.
  * @throws WireFormatError when `id` or `event` contains CR, LF or NUL.
+ * @throws TypeError when `data`, `id` or `event` is not a string.
  * @throws RangeError when `retry` is not a non-negative integer.
  */
 export function encodeEvent(event: WireEvent): string {
+  // Checked here, not left to encodeData(): a number or an object would otherwise fail with
+  // "data.indexOf is not a function", or be written as "[object Object]".
+  if (typeof event.data !== 'string') {
+    throw new TypeError(`\`data\` must be a string, got ${typeof event.data}`);
+  }
   let out = '';
   if (event.id !== undefined) {
     assertFieldValue('id', event.id);
