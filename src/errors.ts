@@ -82,3 +82,20 @@ export function flattenError(error: unknown): string {
   }
   return parts.join(': ').replace(/\s*\n\s*/g, ' ');
 }
+
+/** The listener refused an event: the HTTP status it answers, and its message. */
+export class PublishError extends Error {
+  override readonly name = 'PublishError';
+  readonly code = 'ERR_EVENTSOURCE_PUBLISH';
+  /**
+   * @param status The HTTP status the listener answers (`400`, `404`, `413`, `503`).
+   * @param message The message, as in the response body.
+   */
+  constructor(
+    readonly status: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

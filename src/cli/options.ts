@@ -62,7 +62,10 @@ function parseInteger(value: string, what: string): number {
 }
 
 /** Parses a `Name: value` header and adds it to the list collected so far (repeatable option). */
-export function collectHeader(value: string, previous: [string, string][] = []): [string, string][] {
+export function collectHeader(
+  value: string,
+  previous: [string, string][] = [],
+): [string, string][] {
   const colon = value.indexOf(':');
   const name = colon === -1 ? '' : value.slice(0, colon).trim();
   if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
@@ -90,7 +93,8 @@ export class UsageError extends Error {
 export function runMain(run: (argv: string[], io: CliIo) => Promise<number>): void {
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (controller.signal.aborted) process.exit(signal === 'SIGINT' ? ExitCode.sigint : ExitCode.sigterm);
+    if (controller.signal.aborted)
+      process.exit(signal === 'SIGINT' ? ExitCode.sigint : ExitCode.sigterm);
     controller.abort(signal);
   };
   process.on('SIGINT', onSignal);
@@ -115,7 +119,9 @@ export function runMain(run: (argv: string[], io: CliIo) => Promise<number>): vo
     },
     (error: unknown) => {
       const isDebug = Boolean(process.env.DEBUG);
-      process.stderr.write(`${isDebug && error instanceof Error ? error.stack : flattenError(error)}\n`);
+      process.stderr.write(
+        `${isDebug && error instanceof Error ? error.stack : flattenError(error)}\n`,
+      );
       process.exitCode = ExitCode.failure;
     },
   );
@@ -140,4 +146,19 @@ export function commanderExitCode(error: unknown): number | undefined {
 /** Exit code for an interruption by a signal (128 + n). */
 export function signalExitCode(signal: AbortSignal): number {
   return signal.reason === 'SIGTERM' ? ExitCode.sigterm : ExitCode.sigint;
+}
+
+/** Parses a byte size: an integer, optionally with a `k`, `m` or `g` suffix (KiB, MiB, GiB). */
+export function parseBytes(value: string): number {
+  const match = /^\s*([0-9]+)\s*([kmg])?i?b?\s*$/i.exec(value);
+  if (match === null) {
+    throw new InvalidArgumentError(
+      `expected a size in bytes (e.g. 1048576, 512k, 1m), got "${value}"`,
+    );
+  }
+  const unit = (match[2] ?? '').toLowerCase();
+  const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  const n = Number(match[1]) * factor;
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`size too large: "${value}"`);
+  return n;
 }

@@ -1,0 +1,272 @@
+/**
+ * `eventsource-listener`: runs the SSE listener as a small push hub.
+ */
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { enableDebug } from '../debug.js';
+import { flattenError } from '../errors.js';
+import { JSONEvent, JSONIdEvent, StringEvent, StringIdEvent, type EventClass } from '../events.js';
+import { createListener, type ListenerOptions } from '../listener/listener.js';
+import {
+  ExitCode,
+  UsageError,
+  collectString,
+  commanderExitCode,
+  parseBytes,
+  parseNonNegativeInt,
+  parsePort,
+  parsePositiveInt,
+  runMain,
+  version,
+  type CliIo,
+} from './options.js';
+
+interface ListenerFlags {
+  host: string;
+  port: number;
+  debug?: boolean;
+  json?: boolean;
+  id?: boolean;
+  keepalive: number;
+  keyfile?: string;
+  certfile?: string;
+  multi?: boolean;
+  takeover?: boolean;
+  history: number;
+  historyBytes: number;
+  grace: number;
+  gapEvent?: string;
+  maxBuffer: number;
+  maxBody: number;
+  prefix?: string;
+  cors?: string[];
+  publishSecret?: string;
+  maxConnections?: number;
+  demo?: boolean;
+}
+
+function buildCommand(io: CliIo): Command {
+  const env = (name: string) => `EVENTSOURCE_${name}`;
+  return new Command('eventsource-listener')
+    .description(
+      'Server-Sent Events listener: clients subscribe with GET /poll/<token>, publishers POST /<action>/<token>.',
+    )
+    .version(version, '-v, --version')
+    .addOption(
+      new Option('-H, --host <host>', 'host to bind on').default('0.0.0.0').env(env('HOST')),
+    )
+    .addOption(
+      new Option('-P, --port <port>', 'port to bind on (0 picks a free one)')
+        .default(8888)
+        .argParser(parsePort)
+        .env(env('PORT')),
+    )
+    .addOption(new Option('-d, --debug', 'enable debug output on stderr').env(env('DEBUG')))
+    .addOption(
+      new Option('-j, --json', 'JSON events: bodies must be JSON, sent as compact JSON').env(
+        env('JSON'),
+      ),
+    )
+    .addOption(
+      new Option('-i, --id', 'give every event an increasing id (enables replay and retry)').env(
+        env('ID'),
+      ),
+    )
+    .addOption(
+      new Option('-k, --keepalive <ms>', 'keepalive comment interval on idle streams, 0 = off')
+        .default(15000)
+        .argParser(parseNonNegativeInt)
+        .env(env('KEEPALIVE')),
+    )
+    .addOption(
+      new Option('-K, --keyfile <file>', 'TLS private key (PEM); with -C serves HTTPS').env(
+        env('KEYFILE'),
+      ),
+    )
+    .addOption(
+      new Option('-C, --certfile <file>', 'TLS certificate (PEM); with -K serves HTTPS').env(
+        env('CERTFILE'),
+      ),
+    )
+    .addOption(
+      new Option('--multi', 'any number of subscribers share a token, each gets every event')
+        .conflicts('takeover')
+        .env(env('MULTI')),
+    )
+    .addOption(
+      new Option('--takeover', 'the newest subscriber of a token replaces the old one').env(
+        env('TAKEOVER'),
+      ),
+    )
+    .addOption(
+      new Option('--history <n>', 'events kept per token for replay after Last-Event-ID')
+        .default(1000)
+        .argParser(parseNonNegativeInt)
+        .env(env('HISTORY')),
+    )
+    .addOption(
+      new Option('--history-bytes <bytes>', 'bytes kept per token for replay (k/m/g suffixes)')
+        .default(8 * 1024 * 1024, '8m')
+        .argParser(parseBytes)
+        .env(env('HISTORY_BYTES')),
+    )
+    .addOption(
+      new Option('--grace <ms>', 'how long a token and its history outlive its last subscriber')
+        .default(60000)
+        .argParser(parseNonNegativeInt)
+        .env(env('GRACE')),
+    )
+    .addOption(
+      new Option('--gap-event <name>', 'also signal a replay gap with an event of this type').env(
+        env('GAP_EVENT'),
+      ),
+    )
+    .addOption(
+      new Option('--max-buffer <bytes>', 'bytes waiting for one subscriber before it is cut off')
+        .default(1024 * 1024, '1m')
+        .argParser(parseBytes)
+        .env(env('MAX_BUFFER')),
+    )
+    .addOption(
+      new Option('--max-body <bytes>', 'largest POST body (413 above)')
+        .default(1024 * 1024, '1m')
+        .argParser(parseBytes)
+        .env(env('MAX_BODY')),
+    )
+    .addOption(new Option('--prefix <path>', 'mount every route under /<path>/').env(env('PREFIX')))
+    .addOption(
+      new Option('--cors <origin>', 'allow this origin (repeatable; * for any)')
+        .argParser(collectString)
+        .env(env('CORS')),
+    )
+    .addOption(
+      new Option(
+        '--publish-secret <secret>',
+        'POST needs "Authorization: Bearer <secret>" (else 401)',
+      ).env(env('PUBLISH_SECRET')),
+    )
+    .addOption(
+      new Option('--max-connections <n>', 'open streams allowed at once (503 above)')
+        .argParser(parsePositiveInt)
+        .env(env('MAX_CONNECTIONS')),
+    )
+    .addOption(
+      new Option('--demo', 'serve a demo page at / to watch and send events').env(env('DEMO')),
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  eventsource-listener -P 8888 -i -k 50000
+  eventsource-listener -H 127.0.0.1 -P 0 --multi --cors '*'
+  eventsource-listener -i --takeover --gap-event gap --publish-secret s3cret
+
+Subscribe: curl -N http://127.0.0.1:8888/poll/TOKEN
+Publish:   curl -d 'hello' http://127.0.0.1:8888/ping/TOKEN`,
+    )
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    });
+}
+
+function pickClass(flags: ListenerFlags): EventClass {
+  if (flags.json) return flags.id ? JSONIdEvent : JSONEvent;
+  return flags.id ? StringIdEvent : StringEvent;
+}
+
+/**
+ * Runs the listener until SIGINT/SIGTERM.
+ * @returns The exit code.
+ */
+export async function run(argv: string[], io: CliIo): Promise<number> {
+  const command = buildCommand(io);
+  let flags: ListenerFlags;
+  try {
+    command.parse(argv, { from: 'user' });
+    flags = command.opts<ListenerFlags>();
+    if ((flags.keyfile === undefined) !== (flags.certfile === undefined)) {
+      throw new UsageError('-K/--keyfile and -C/--certfile go together: give both to serve HTTPS');
+    }
+  } catch (error) {
+    const code = commanderExitCode(error);
+    if (code !== undefined) return code;
+    io.stderr.write(`eventsource-listener: ${(error as Error).message}\n`);
+    return ExitCode.usage;
+  }
+  if (flags.debug) enableDebug();
+  const eventClass = pickClass(flags);
+  let tls: ListenerOptions['tls'];
+  if (flags.keyfile !== undefined && flags.certfile !== undefined) {
+    try {
+      tls = { key: readFileSync(flags.keyfile), cert: readFileSync(flags.certfile) };
+    } catch (error) {
+      io.stderr.write(`eventsource-listener: cannot read TLS files: ${flattenError(error)}\n`);
+      return ExitCode.usage;
+    }
+  }
+  let listener;
+  try {
+    listener = createListener({
+      eventClass,
+      keepalive: flags.keepalive,
+      mode: flags.multi ? 'multi' : flags.takeover ? 'takeover' : 'single',
+      history: flags.history,
+      historyBytes: flags.historyBytes,
+      graceMs: flags.grace,
+      gapEvent: flags.gapEvent,
+      maxBuffer: flags.maxBuffer,
+      maxBody: flags.maxBody,
+      prefix: flags.prefix,
+      cors: flags.cors,
+      publishSecret: flags.publishSecret,
+      maxConnections: flags.maxConnections,
+      demo: flags.demo,
+      tls,
+    });
+  } catch (error) {
+    io.stderr.write(`eventsource-listener: ${flattenError(error)}\n`);
+    return ExitCode.usage;
+  }
+  let url: string;
+  try {
+    url = await listener.listen(flags.port, flags.host);
+  } catch (error) {
+    io.stderr.write(
+      `eventsource-listener: cannot listen on ${flags.host}:${flags.port}: ${flattenError(error)}\n`,
+    );
+    await listener.close();
+    return ExitCode.failure;
+  }
+  io.stderr.write(`listening on ${url} (${eventClass.name}${describeOptions(flags)})\n`);
+  if (!io.signal.aborted)
+    await new Promise((resolve) => io.signal.addEventListener('abort', resolve, { once: true }));
+  await listener.close();
+  return ExitCode.ok;
+}
+
+/** The options that differ from the defaults, for the start-up line. */
+function describeOptions(flags: ListenerFlags): string {
+  const parts: string[] = [];
+  if (flags.keepalive !== 15000)
+    parts.push(flags.keepalive === 0 ? 'keepalive off' : `keepalive ${flags.keepalive} ms`);
+  if (flags.multi) parts.push('multi');
+  if (flags.takeover) parts.push('takeover');
+  if (flags.history !== 1000) parts.push(`history ${flags.history}`);
+  if (flags.historyBytes !== 8 * 1024 * 1024) parts.push(`history-bytes ${flags.historyBytes}`);
+  if (flags.grace !== 60000) parts.push(`grace ${flags.grace} ms`);
+  if (flags.gapEvent !== undefined) parts.push(`gap-event ${flags.gapEvent}`);
+  if (flags.maxBuffer !== 1024 * 1024) parts.push(`max-buffer ${flags.maxBuffer}`);
+  if (flags.maxBody !== 1024 * 1024) parts.push(`max-body ${flags.maxBody}`);
+  if (flags.cors !== undefined) parts.push(`cors ${flags.cors.join(' ')}`);
+  if (flags.publishSecret !== undefined) parts.push('publish-secret set');
+  if (flags.maxConnections !== undefined) parts.push(`max-connections ${flags.maxConnections}`);
+  if (flags.demo) parts.push('demo page at /');
+  return parts.length === 0 ? '' : `; ${parts.join(', ')}`;
+}
+
+/** Entry point of bin/eventsource-listener.js. */
+export function main(): void {
+  runMain(run);
+}

@@ -1,0 +1,536 @@
+/**
+ * The listener: an HTTP request handler that speaks the original library's protocol.
+ *
+ * - `GET /<LISTEN>/<token>` opens an event stream for the token.
+ * - `POST /<action>/<token>` publishes the body as an event (or ends the streams, or sends `retry:`).
+ *
+ * It owns sockets, timers and HTTP status codes; the broker owns tokens, history and delivery.
+ * @see https://html.spec.whatwg.org/multipage/server-sent-events.html
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { once } from 'node:events';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { debugListener as debug } from '../debug.js';
+import { PublishError, flattenError } from '../errors.js';
+import { DataFormatError, StringEvent, type EventClass } from '../events.js';
+import { assertFieldValue, encodeComment } from '../wire/encoder.js';
+import type { Broker, BrokerOptions, PublishOutcome } from './broker.js';
+import { Chunk } from './chunk.js';
+import { MemoryBroker } from './memory-broker.js';
+import { normalizePrefix, parseTarget } from './routes.js';
+import { Subscriber, type SubscriberContext } from './subscriber.js';
+
+/** Options for {@link createListener}. */
+export interface ListenerOptions extends BrokerOptions {
+  /** The Event class: what a POST becomes on the wire. Defaults to `StringEvent`. */
+  eventClass?: EventClass | undefined;
+  /** Milliseconds between keepalive comments on an idle stream; `0` turns them off. Defaults to `15000`. */
+  keepalive?: number | undefined;
+  /** Bytes that may wait for one subscriber before it is cut off. Defaults to 1 MiB. */
+  maxBuffer?: number | undefined;
+  /** Largest POST body accepted, in bytes (larger ones get `413`). Defaults to 1 MiB. */
+  maxBody?: number | undefined;
+  /** Mounts every route under `/<prefix>/`. Defaults to none. */
+  prefix?: string | undefined;
+  /** Origins allowed by CORS (`*` for any). Defaults to none (no CORS headers). */
+  cors?: readonly string[] | string | undefined;
+  /** When set, POST needs `Authorization: Bearer <publishSecret>` (else `401`). */
+  publishSecret?: string | undefined;
+  /** Open streams allowed at once; past it, `503` with `Retry-After`. Defaults to no limit. */
+  maxConnections?: number | undefined;
+  /** Serves a small demo page at `/`. Defaults to false. */
+  demo?: boolean | undefined;
+  /** A broker to use instead of the in-memory one (for example a Redis broker). */
+  broker?: Broker | undefined;
+  /** TLS options for {@link Listener.listen}: with `key` and `cert`, it serves HTTPS. */
+  tls?: { key: string | Buffer; cert: string | Buffer } | undefined;
+}
+
+/** Counters returned by `GET /stats`. */
+export interface ListenerStats {
+  streams: number;
+  tokens: number;
+  eventsAccepted: number;
+  eventsDelivered: number;
+  eventsDropped: number;
+  subscribersCutOff: number;
+  bytesBuffered: number;
+  uptimeSeconds: number;
+  [key: string]: number | string | boolean;
+}
+
+/** A handler that also works as Express/Connect middleware (it calls `next()` for other paths). */
+export type ListenerHandler = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  next?: (error?: unknown) => void,
+) => void;
+
+/** What {@link createListener} returns. */
+export interface Listener {
+  /** The request handler, for `http.createServer(handler)`, `https` or Express. */
+  readonly handler: ListenerHandler;
+  /** The server made by {@link listen}, if it was called. */
+  readonly server: http.Server | undefined;
+  /** The Event class in use. */
+  readonly eventClass: EventClass;
+  /**
+   * Publishes an event from code, as a POST would.
+   * @param token The target token.
+   * @param action The action (must be in the class's ACTIONS).
+   * @param value The data: a string, or any JSON value for the JSON classes.
+   * @returns Status `200` (delivered) or `202` (kept), the id and the subscriber count.
+   * @throws PublishError with the HTTP status (`400`, `404`) the POST would have had.
+   */
+  publish(token: string, action: string, value?: unknown): Promise<PublishOutcome>;
+  /** The original library's name for {@link publish}. */
+  bufferEvent(token: string, action: string, value?: unknown): Promise<PublishOutcome>;
+  /**
+   * Starts an HTTP(S) server with the handler.
+   * @param port Defaults to `8888`; `0` picks a free port.
+   * @param host Defaults to `0.0.0.0`.
+   * @returns The URL it listens on, with the real port.
+   */
+  listen(port?: number, host?: string): Promise<string>;
+  /** Stops accepting, ends every stream and closes the server (connections are cut after 500 ms). */
+  close(): Promise<void>;
+  /** The counters of `GET /stats`. */
+  stats(): ListenerStats;
+}
+
+const TEXT = 'text/plain; charset=utf-8';
+const KEEPALIVE = new Chunk(encodeComment());
+
+/**
+ * Checks a number option.
+ * @throws RangeError naming the option and the value received.
+ */
+function checkInteger(name: string, value: number, min: number, unit: string): number {
+  if (!Number.isSafeInteger(value) || value < min) {
+    const what = min === 0 ? 'a non-negative integer' : `an integer >= ${min}`;
+    throw new RangeError(`\`${name}\` must be ${what}${unit ? ` (${unit})` : ''}, got ${value}`);
+  }
+  return value;
+}
+
+/**
+ * Refuses an Event class whose actions or ids could break the wire format.
+ * @throws TypeError naming the class and the value.
+ */
+export function checkEventClass(eventClass: EventClass): void {
+  const names: [string, unknown][] = [
+    ['LISTEN', eventClass.LISTEN],
+    ['FINISH', eventClass.FINISH],
+    ['RETRY', eventClass.RETRY],
+    ...eventClass.ACTIONS.map((action, i): [string, unknown] => [`ACTIONS[${i}]`, action]),
+  ];
+  for (const [name, value] of names) {
+    if (typeof value !== 'string' || value === '' || /[\r\n\0/]/.test(value)) {
+      throw new TypeError(
+        `${eventClass.name}.${name} must be a non-empty string without CR, LF, NUL or "/", got ${JSON.stringify(value)}`,
+      );
+    }
+  }
+  // A probe event shows whether the class's ids can be written at all.
+  let probe;
+  try {
+    probe = new eventClass('probe', eventClass.ACTIONS[0] ?? 'ping', '0');
+  } catch {
+    return; // The class refuses this body; its ids are checked per event instead.
+  }
+  probe.seq = 1;
+  const id = probe.id;
+  if (id !== undefined) {
+    try {
+      assertFieldValue('id', id);
+    } catch (error) {
+      throw new TypeError(
+        `${eventClass.name} makes ids that break the wire format: ${(error as Error).message}`,
+      );
+    }
+  }
+}
+
+/**
+ * Creates a listener.
+ * @param options See {@link ListenerOptions}.
+ * @returns The handler and the means to publish, listen and close.
+ * @throws TypeError or RangeError for invalid options.
+ */
+export function createListener(options: ListenerOptions = {}): Listener {
+  const eventClass = options.eventClass ?? StringEvent;
+  checkEventClass(eventClass);
+  const keepaliveMs = checkInteger('keepalive', options.keepalive ?? 15000, 0, 'milliseconds');
+  const maxBody = checkInteger('maxBody', options.maxBody ?? 1024 * 1024, 0, 'bytes');
+  const maxBuffer = checkInteger('maxBuffer', options.maxBuffer ?? 1024 * 1024, 0, 'bytes');
+  const maxConnections = options.maxConnections ?? Infinity;
+  if (maxConnections !== Infinity) checkInteger('maxConnections', maxConnections, 1, '');
+  checkInteger('history', options.history ?? 1000, 0, 'events');
+  checkInteger('historyBytes', options.historyBytes ?? 8 * 1024 * 1024, 0, 'bytes');
+  checkInteger('graceMs', options.graceMs ?? 60000, 0, 'milliseconds');
+  if (options.gapEvent !== undefined) assertFieldValue('gapEvent', options.gapEvent);
+  const prefix = normalizePrefix(options.prefix);
+  const corsOrigins = options.cors === undefined ? [] : [options.cors].flat();
+  const isAnyOrigin = corsOrigins.includes('*');
+  const secretDigest =
+    options.publishSecret === undefined ? undefined : sha256(`Bearer ${options.publishSecret}`);
+  const broker = options.broker ?? new MemoryBroker(options);
+  const actions = new Set(eventClass.ACTIONS);
+  const startedAt = Date.now();
+
+  const context: SubscriberContext = {
+    maxBuffer,
+    headers: {
+      'Content-Type': 'text/event-stream',
+      'Cache-Control': 'no-cache, no-transform',
+      'X-Accel-Buffering': 'no',
+    },
+    streams: new Set(),
+    delivered: 0,
+    dropped: 0,
+    cutOff: 0,
+  };
+
+  // One shared timer for every stream: a stream that had no write since the last tick gets a comment.
+  const keepaliveTimer =
+    keepaliveMs > 0
+      ? setInterval(() => {
+          for (const subscriber of context.streams) {
+            if (subscriber.isIdle) subscriber.write(KEEPALIVE);
+            subscriber.isIdle = true;
+          }
+        }, keepaliveMs).unref()
+      : undefined;
+
+  let server: http.Server | undefined;
+  let isClosing = false;
+
+  function corsHeaders(req: http.IncomingMessage): Record<string, string> | undefined {
+    const origin = req.headers.origin;
+    if (origin === undefined || corsOrigins.length === 0) return undefined;
+    if (!isAnyOrigin && !corsOrigins.includes(origin)) return undefined;
+    return {
+      'Access-Control-Allow-Origin': origin,
+      'Access-Control-Allow-Credentials': 'true',
+      Vary: 'Origin',
+    };
+  }
+
+  function reply(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    status: number,
+    body: string,
+    headers: Record<string, string | number> = {},
+  ): void {
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    const cors = corsHeaders(req);
+    res.writeHead(status, {
+      'Content-Type': status < 300 && body.startsWith('{') ? 'application/json' : TEXT,
+      'Content-Length': Buffer.byteLength(body),
+      ...cors,
+      ...headers,
+    });
+    res.end(body);
+  }
+
+  function isAuthorized(req: http.IncomingMessage): boolean {
+    if (secretDigest === undefined) return true;
+    const given = req.headers.authorization;
+    // Compare digests: equal lengths, and the time taken says nothing about the secret.
+    return given !== undefined && timingSafeEqual(sha256(given), secretDigest);
+  }
+
+  async function accept(token: string, action: string, body: string): Promise<PublishOutcome> {
+    if (!actions.has(action)) throw new PublishError(404, 'Unknown action requested');
+    if (action === eventClass.FINISH) return broker.finish(token);
+    if (action === eventClass.RETRY) {
+      const text = body.trim();
+      if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+        throw new PublishError(
+          400,
+          `Data is not properly formatted: retry must be a non-negative integer (milliseconds), got ${JSON.stringify(body)}`,
+        );
+      }
+      return broker.retry(token, Number(text));
+    }
+    let event;
+    try {
+      event = new eventClass(token, action, body);
+    } catch (error) {
+      if (error instanceof DataFormatError)
+        throw new PublishError(400, error.message, { cause: error });
+      throw error;
+    }
+    return broker.publish(event);
+  }
+
+  async function publish(
+    token: string,
+    action: string,
+    value: unknown = '',
+  ): Promise<PublishOutcome> {
+    const body = typeof value === 'string' ? value : JSON.stringify(value);
+    const outcome = await accept(token, action, body);
+    if (outcome.status === 404) throw new PublishError(404, 'Target is not connected');
+    return outcome;
+  }
+
+  function handlePost(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    token: string,
+    action: string,
+  ): void {
+    if (!isAuthorized(req)) {
+      req.resume();
+      reply(req, res, 401, 'Unauthorized: a valid Bearer secret is required', {
+        'WWW-Authenticate': 'Bearer',
+      });
+      return;
+    }
+    if (!actions.has(action)) {
+      req.resume();
+      reply(req, res, 404, 'Unknown action requested');
+      return;
+    }
+    const tooLarge = `Request body is larger than ${maxBody} bytes`;
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > maxBody) {
+      // Say so at once and close the connection rather than read a body that will be refused.
+      reply(req, res, 413, tooLarge, { Connection: 'close' });
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= maxBody) chunks.push(chunk);
+      else if (size > maxBody * 4 + 65536) req.destroy();
+    });
+    req.once('end', () => {
+      if (size > maxBody) {
+        reply(req, res, 413, tooLarge, { Connection: 'close' });
+        return;
+      }
+      const body =
+        chunks.length === 1
+          ? (chunks[0] as Buffer).toString('utf8')
+          : Buffer.concat(chunks, size).toString('utf8');
+      accept(token, action, body).then(
+        (outcome) => {
+          if (outcome.status === 404) {
+            reply(req, res, 404, 'Target is not connected');
+            return;
+          }
+          reply(
+            req,
+            res,
+            outcome.status,
+            `{"token":${JSON.stringify(token)},"action":${JSON.stringify(action)},"id":${
+              outcome.id === null ? 'null' : JSON.stringify(outcome.id)
+            },"subscribers":${outcome.subscribers}}`,
+          );
+        },
+        (error: unknown) => {
+          if (error instanceof PublishError) {
+            reply(req, res, error.status, error.message);
+            return;
+          }
+          debug('POST %s/%s failed: %s', action, token, flattenError(error));
+          const status = (error as { status?: unknown }).status;
+          reply(
+            req,
+            res,
+            typeof status === 'number' ? status : 500,
+            typeof status === 'number' ? (error as Error).message : 'Internal error',
+          );
+        },
+      );
+    });
+    req.once('error', (error) => debug('POST body error: %s', flattenError(error)));
+  }
+
+  function handleSubscribe(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    token: string,
+    queryLastEventId: string | undefined,
+  ): void {
+    if (isClosing) {
+      reply(req, res, 503, 'Listener is shutting down', { 'Retry-After': 5 });
+      return;
+    }
+    if (context.streams.size >= maxConnections) {
+      reply(req, res, 503, 'Too many connections', { 'Retry-After': 5 });
+      return;
+    }
+    const header = req.headers['last-event-id'];
+    const lastEventId = typeof header === 'string' ? header : queryLastEventId;
+    const subscriber = new Subscriber(token, res, context, corsHeaders(req));
+    const done = (outcome: 'ok' | 'conflict'): void => {
+      if (outcome === 'conflict') reply(req, res, 423, 'Target is already connected');
+      else
+        debug(
+          'subscribed to %s%s',
+          token,
+          lastEventId === undefined ? '' : ` after ${lastEventId}`,
+        );
+    };
+    const fail = (error: unknown): void => {
+      debug('subscribe to %s failed: %s', token, flattenError(error));
+      const status = (error as { status?: unknown }).status;
+      reply(req, res, typeof status === 'number' ? status : 500, (error as Error).message);
+    };
+    try {
+      const outcome = broker.subscribe(subscriber, lastEventId);
+      if (typeof outcome === 'string') done(outcome);
+      else outcome.then(done, fail);
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  function stats(): ListenerStats {
+    let bytesBuffered = 0;
+    for (const subscriber of context.streams) bytesBuffered += subscriber.bufferedBytes;
+    const brokerStats = broker.stats();
+    return {
+      ...brokerStats,
+      streams: context.streams.size,
+      tokens: brokerStats.tokens,
+      eventsAccepted: brokerStats.eventsAccepted,
+      eventsDelivered: context.delivered,
+      eventsDropped: context.dropped,
+      subscribersCutOff: context.cutOff,
+      bytesBuffered,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+    };
+  }
+
+  const handler: ListenerHandler = (req, res, next) => {
+    const { route, lastEventId } = parseTarget(req.url ?? '/', prefix);
+    const method = req.method;
+    if (route.kind === 'none' || route.kind === 'bad-token') {
+      if (next !== undefined && route.kind === 'none') {
+        next();
+        return;
+      }
+      req.resume();
+      reply(
+        req,
+        res,
+        route.kind === 'none' ? 404 : 400,
+        route.kind === 'none' ? 'Not found' : 'Bad token encoding',
+      );
+      return;
+    }
+    if (method === 'OPTIONS') {
+      req.resume();
+      const cors = corsHeaders(req);
+      res.writeHead(204, {
+        Allow: 'GET, POST, OPTIONS',
+        ...(cors === undefined
+          ? {}
+          : {
+              ...cors,
+              'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+              'Access-Control-Allow-Headers':
+                req.headers['access-control-request-headers'] ??
+                'Content-Type, Authorization, Last-Event-ID',
+              'Access-Control-Max-Age': '600',
+            }),
+      });
+      res.end();
+      return;
+    }
+    if (route.kind === 'event') {
+      if (method === 'GET') {
+        if (route.action === eventClass.LISTEN) handleSubscribe(req, res, route.token, lastEventId);
+        else reply(req, res, 301, 'Moved Permanently', { Location: `${prefix}/` });
+        return;
+      }
+      if (method === 'POST') {
+        handlePost(req, res, route.token, route.action);
+        return;
+      }
+    } else if (method === 'GET') {
+      if (route.kind === 'stats') reply(req, res, 200, JSON.stringify(stats()));
+      else if (options.demo === true) serveDemo(res, prefix);
+      else {
+        reply(
+          req,
+          res,
+          200,
+          `eventsource-listener (${eventClass.name})\nSubscribe: GET ${prefix}/${eventClass.LISTEN}/<token>\nPublish:   POST ${prefix}/<action>/<token> (actions: ${eventClass.ACTIONS.join(', ')})\nStats:     GET ${prefix}/stats\n`,
+        );
+      }
+      return;
+    }
+    req.resume();
+    reply(req, res, 405, 'Method not allowed', {
+      Allow: route.kind === 'event' ? 'GET, POST, OPTIONS' : 'GET',
+    });
+  };
+
+  async function listen(port = 8888, host = '0.0.0.0'): Promise<string> {
+    const tls = options.tls;
+    server =
+      tls === undefined ? http.createServer(handler) : https.createServer({ ...tls }, handler);
+    server.listen(port, host);
+    await Promise.race([
+      once(server, 'listening'),
+      once(server, 'error').then(([error]) => {
+        throw error;
+      }),
+    ]);
+    const address = server.address() as AddressInfo;
+    const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `${tls === undefined ? 'http' : 'https'}://${shownHost}:${address.port}${prefix}/`;
+  }
+
+  async function close(): Promise<void> {
+    if (isClosing) return;
+    isClosing = true;
+    if (keepaliveTimer !== undefined) clearInterval(keepaliveTimer);
+    const closed =
+      server === undefined
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => server?.close(() => resolve()));
+    // Streams end before server.close() can finish: it waits for every open connection.
+    await broker.close();
+    for (const subscriber of context.streams) subscriber.end();
+    server?.closeIdleConnections();
+    const timer = setTimeout(() => server?.closeAllConnections(), 500);
+    await closed;
+    clearTimeout(timer);
+  }
+
+  return {
+    handler,
+    get server() {
+      return server;
+    },
+    eventClass,
+    publish,
+    bufferEvent: publish,
+    listen,
+    close,
+    stats,
+  };
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+function serveDemo(res: http.ServerResponse, prefix: string): void {
+  res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+  res.end(`<!doctype html><title>eventsource-listener</title><p>Demo page: ${prefix}</p>`);
+}
