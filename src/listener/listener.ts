@@ -18,6 +18,7 @@ import { DataFormatError, StringEvent, type EventClass } from '../events.js';
 import { assertFieldValue, encodeComment } from '../wire/encoder.js';
 import type { Broker, BrokerOptions, PublishOutcome } from './broker.js';
 import { Chunk } from './chunk.js';
+import { renderDemoPage } from './demo.js';
 import { MemoryBroker } from './memory-broker.js';
 import { normalizePrefix, parseTarget } from './routes.js';
 import { Subscriber, type SubscriberContext } from './subscriber.js';
@@ -462,8 +463,10 @@ export function createListener(options: ListenerOptions = {}): Listener {
       }
     } else if (method === 'GET') {
       if (route.kind === 'stats') reply(req, res, 200, JSON.stringify(stats()));
-      else if (options.demo === true) serveDemo(res, prefix);
-      else {
+      else if (options.demo === true) {
+        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+        res.end(renderDemoPage(prefix, eventClass.LISTEN, eventClass.ACTIONS));
+      } else {
         reply(
           req,
           res,
@@ -528,9 +531,4 @@ export function createListener(options: ListenerOptions = {}): Listener {
 
 function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();
-}
-
-function serveDemo(res: http.ServerResponse, prefix: string): void {
-  res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-  res.end(`<!doctype html><title>eventsource-listener</title><p>Demo page: ${prefix}</p>`);
 }
