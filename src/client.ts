@@ -447,11 +447,12 @@ export class EventSourceClient extends EventTarget {
       data: parsed.data,
       lastEventId: id,
     };
-    if (this.#onEvent !== undefined) this.#onEvent(event);
+    // Every consumer gets the event being dispatched, even if one of them calls close().
     if (this.#iterators.size > 0) this.#enqueue(event);
+    if (this.#onEvent !== undefined) this.#onEvent(event);
     // [spec] Create an event that uses the MessageEvent interface, with the event type, data, the
     // origin and the last event ID string; dispatch it at the EventSource object.
-    if (this.#listenedTypes.has(event.event) && this.#readyState === OPEN) {
+    if (this.#listenedTypes.has(event.event)) {
       this.dispatchEvent(new EventSourceMessageEvent(event, this.#origin));
     }
   };
