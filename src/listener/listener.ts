@@ -149,6 +149,7 @@ export function checkEventClass(eventClass: EventClass): void {
     } catch (error) {
       throw new TypeError(
         `${eventClass.name} makes ids that break the wire format: ${(error as Error).message}`,
+        { cause: error },
       );
     }
   }

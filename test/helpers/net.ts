@@ -41,7 +41,10 @@ export interface SseStream {
 }
 
 /** Opens a GET stream with node:http (no client library involved) and parses it as it arrives. */
-export async function openStream(url: string, headers: http.OutgoingHttpHeaders = {}): Promise<SseStream> {
+export async function openStream(
+  url: string,
+  headers: http.OutgoingHttpHeaders = {},
+): Promise<SseStream> {
   const request = http.get(url, { headers: { accept: 'text/event-stream', ...headers } });
   const [response] = (await once(request, 'response')) as [http.IncomingMessage];
   const stream: SseStream = {
@@ -57,7 +60,9 @@ export async function openStream(url: string, headers: http.OutgoingHttpHeaders 
       const deadline = Date.now() + timeoutMs;
       while (stream.events.length < n) {
         if (Date.now() > deadline) {
-          throw new Error(`timed out with ${stream.events.length}/${n} events; raw tail: ${stream.raw.slice(-300)}`);
+          throw new Error(
+            `timed out with ${stream.events.length}/${n} events; raw tail: ${stream.raw.slice(-300)}`,
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
@@ -79,7 +84,12 @@ export async function openStream(url: string, headers: http.OutgoingHttpHeaders 
 /** Sends a request and returns status, headers and body text. */
 export async function httpRequest(
   url: string,
-  options: { method?: string; body?: string | Buffer; headers?: http.OutgoingHttpHeaders; agent?: http.Agent } = {},
+  options: {
+    method?: string;
+    body?: string | Buffer;
+    headers?: http.OutgoingHttpHeaders;
+    agent?: http.Agent;
+  } = {},
 ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   const request = http.request(url, {
     method: options.method ?? 'GET',

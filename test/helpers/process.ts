@@ -6,7 +6,9 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
 /** Absolute path of a bin/ script. */
-export function binPath(name: 'eventsource-listener' | 'eventsource-client' | 'eventsource-request'): string {
+export function binPath(
+  name: 'eventsource-listener' | 'eventsource-client' | 'eventsource-request',
+): string {
   return fileURLToPath(new URL(`../../../bin/${name}.js`, import.meta.url));
 }
 
@@ -100,7 +102,12 @@ export async function waitForOutput(
 export async function startListenerProcess(
   args: string[] = [],
   env: NodeJS.ProcessEnv = {},
-): Promise<{ child: ReturnType<typeof spawnBin>; url: string; port: number; stop: () => Promise<RunResult> }> {
+): Promise<{
+  child: ReturnType<typeof spawnBin>;
+  url: string;
+  port: number;
+  stop: () => Promise<RunResult>;
+}> {
   const child = spawnBin('eventsource-listener', ['-H', '127.0.0.1', '-P', '0', ...args], env);
   const match = await waitForOutput(child, /listening on (https?:\/\/[^\s]+)/);
   const url = (match[1] ?? '').replace(/\/$/, '');
