@@ -84,6 +84,17 @@ function valueOf(text: string, from: number, end: number): string {
 export function createParser(callbacks: ParserCallbacks, options: ParserOptions = {}): Parser {
   const { onEvent, onRetry, onComment, onError } = callbacks;
   const maxEventLength = options.maxEventLength ?? Infinity;
+  if (
+    !(Number.isSafeInteger(maxEventLength) && maxEventLength > 0) &&
+    maxEventLength !== Infinity
+  ) {
+    throw new RangeError(
+      `\`maxEventLength\` must be a positive integer or Infinity (characters), got ${maxEventLength}`,
+    );
+  }
+  // The limit as a small integer, so the per-line check stays an integer comparison. 2 ** 30 - 1
+  // is beyond any data buffer plus line: V8 strings hold at most 2 ** 29 - 24 characters.
+  const limit = Math.min(maxEventLength, 2 ** 30 - 1);
 
   let decoder: TextDecoder | undefined;
   // Text of an incomplete line carried over from earlier chunks. Kept as pieces so that a very long
@@ -163,7 +174,9 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
   function setId(value: string): void {
     // [spec] If the field value does not contain U+0000 NULL, then set the last event ID buffer to
     // the field value. Otherwise, ignore the field.
-    if (value.indexOf('\0') === -1) lastEventIdBuffer = value;
+    // (A loop, not indexOf(): ids are short, and the builtin call costs more than the scan.)
+    for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) === 0) return;
+    lastEventIdBuffer = value;
   }
 
   function processLine(text: string, start: number, end: number): void {
@@ -176,34 +189,53 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     // [non-spec] The size limit counts the data buffer plus the whole line, the same measure
     // pushPending() applies to a line still arriving, so that where the chunks are cut does not
     // change which events are discarded.
-    if (data.length + (end - start) > maxEventLength) {
+    if (data.length + (end - start) > limit) {
       tooLarge();
       return;
     }
-    const first = text.charCodeAt(start);
     // Fast paths for the usual `data:`, `id:` and `event:` lines, matched on their characters so
     // that no string is made for the field name. A character past the line end is CR, LF or NaN,
     // never a colon, so a match cannot straddle the line end.
-    if (first === 100 && text.charCodeAt(start + 4) === COLON) {
-      if (
-        text.charCodeAt(start + 1) === 97 &&
-        text.charCodeAt(start + 2) === 116 &&
-        text.charCodeAt(start + 3) === 97
-      ) {
-        appendData(valueOf(text, start + 5, end));
-        return;
-      }
-    } else if (first === 105 && text.charCodeAt(start + 2) === COLON) {
+    if (
+      text.charCodeAt(start + 4) === COLON &&
+      text.charCodeAt(start) === 100 &&
+      text.charCodeAt(start + 1) === 97 &&
+      text.charCodeAt(start + 2) === 116 &&
+      text.charCodeAt(start + 3) === 97
+    ) {
+      appendData(valueOf(text, start + 5, end));
+      return;
+    }
+    processFieldLine(text, start, end);
+  }
+
+  // Every line but a blank or `data:` one: kept out of processLine() so that it stays small
+  // enough for V8 to inline into the scanning loop.
+  function processFieldLine(text: string, start: number, end: number): void {
+    const first = text.charCodeAt(start);
+    if (first === 105 && text.charCodeAt(start + 2) === COLON) {
       if (text.charCodeAt(start + 1) === 100) {
         setId(valueOf(text, start + 3, end));
         return;
       }
     } else if (first === 101 && text.charCodeAt(start + 5) === COLON) {
-      if (text.startsWith('vent', start + 1)) {
+      if (
+        text.charCodeAt(start + 1) === 118 &&
+        text.charCodeAt(start + 2) === 101 &&
+        text.charCodeAt(start + 3) === 110 &&
+        text.charCodeAt(start + 4) === 116
+      ) {
         eventType = valueOf(text, start + 6, end);
         return;
       }
-    } else if (first === COLON) {
+    }
+    processOtherLine(text, start, end);
+  }
+
+  // Comments, `retry:`, fields without a colon and unknown fields: the rarer lines, kept out of
+  // processLine() so that it stays small enough for V8 to inline into the scanning loop.
+  function processOtherLine(text: string, start: number, end: number): void {
+    if (text.charCodeAt(start) === COLON) {
       // [spec] If the line starts with a U+003A COLON character (:): Ignore the line.
       onComment?.(text.slice(start + 1, end));
       return;
@@ -259,8 +291,15 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       // Most streams end lines with LF alone: one indexOf per line is all the scanning needed.
       let end = text.indexOf('\n', position);
       while (end !== -1) {
-        processLine(text, position, end);
+        // [spec] If the line is empty (a blank line): Dispatch the event.
+        if (end === position) dispatch();
+        else processLine(text, position, end);
         position = end + 1;
+        // The blank line that ends an event usually follows at once: dispatch without a search.
+        if (text.charCodeAt(position) === LF) {
+          dispatch();
+          position++;
+        }
         end = text.indexOf('\n', position);
       }
       if (position < text.length) pushPending(text, position);
@@ -305,7 +344,7 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       const rest = position === 0 ? text : text.slice(position);
       pendingLength += rest.length;
       pending.push(rest);
-      if (pendingLength + data.length <= maxEventLength) return;
+      if (pendingLength + data.length <= limit) return;
       tooLarge();
     }
     // While discarding, keep one placeholder character instead of the line: enough to know that the

@@ -216,6 +216,15 @@ describe('parser size limits and volume', () => {
     });
   }
 
+  for (const bad of [0, -1, 1.5, Number.NaN]) {
+    test(`maxEventLength ${bad} is refused with RangeError`, () => {
+      assert.throws(() => createParser({ onEvent: () => {} }, { maxEventLength: bad }), {
+        name: 'RangeError',
+        message: new RegExp(`^\`maxEventLength\` must be a positive integer or Infinity`),
+      });
+    });
+  }
+
   test('maxEventLength does not hold a discarded line in memory', () => {
     const errors: Error[] = [];
     const events: ParsedEvent[] = [];
