@@ -192,7 +192,17 @@ export class MemoryBroker implements Broker {
     const state = this.tokens.get(token);
     const live = state?.subscribers.length ?? 0;
     if (state === undefined || live === 0) return { status: 404, id: null, subscribers: 0 };
-    for (const subscriber of [...state.subscribers]) subscriber.end();
+    // The streams leave the token now, not when their responses emit `close` a tick or more later:
+    // an event published meanwhile is then kept for the next subscriber (202) instead of being
+    // handed to a stream that is ending (and lost), and a quick reconnection is not refused (423).
+    const ending = state.subscribers;
+    state.subscribers = [];
+    this.streamCount -= ending.length;
+    for (const subscriber of ending) {
+      subscriber.onClose = undefined;
+      subscriber.end();
+    }
+    this.startGrace(state);
     return { status: 200, id: null, subscribers: live };
   }
 
