@@ -95,7 +95,7 @@ export class Subscriber {
       this.queuedBytes + (this.socket?.writableLength ?? this.res.writableLength) >
       this.context.maxBuffer + this.allowance
     ) {
-      this.context.dropped++;
+      if (chunk.seq !== 0) this.context.dropped++;
       this.cutOff();
       return true;
     }
@@ -104,7 +104,8 @@ export class Subscriber {
       this.queuedBytes += chunk.size;
       return true;
     }
-    this.context.delivered++;
+    // Only events count (seq 0 marks keepalive comments, `retry:` lines and gap signals).
+    if (chunk.seq !== 0) this.context.delivered++;
     if (!this.send(chunk)) {
       this.queue = [];
       (this.socket ?? this.res).once('drain', () => this.flush());
@@ -124,7 +125,7 @@ export class Subscriber {
     while (index < queue.length) {
       const chunk = queue[index++] as Chunk;
       this.queuedBytes -= chunk.size;
-      this.context.delivered++;
+      if (chunk.seq !== 0) this.context.delivered++;
       if (!this.send(chunk)) break;
     }
     if (index === queue.length) {
@@ -174,7 +175,7 @@ export class Subscriber {
       this.context.maxBuffer,
     );
     this.context.cutOff++;
-    this.context.dropped += this.queue?.length ?? 0;
+    this.context.dropped += countEvents(this.queue);
     this.queue = undefined;
     this.queuedBytes = 0;
     this.isClosed = true;
@@ -191,7 +192,7 @@ export class Subscriber {
     this.isClosed = true;
     this.context.streams.delete(this);
     if (this.queue !== undefined) {
-      this.context.dropped += this.queue.length;
+      this.context.dropped += countEvents(this.queue);
       this.queue = undefined;
       this.queuedBytes = 0;
     }
@@ -199,6 +200,13 @@ export class Subscriber {
     this.onClose = undefined;
     onClose?.(this);
   }
+}
+
+/** The events (not comments or `retry:` lines) among queued chunks, for the `/stats` counters. */
+function countEvents(queue: Chunk[] | undefined): number {
+  let count = 0;
+  if (queue !== undefined) for (const chunk of queue) if (chunk.seq !== 0) count++;
+  return count;
 }
 
 // One shared listener for every response, rather than a closure per subscriber.
