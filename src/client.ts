@@ -82,8 +82,16 @@ export interface EventSourceClientOptions {
   onEvent?: ((event: ClientEvent) => void) | undefined;
 }
 
-/** The `MessageEvent` an {@link EventSourceClient} dispatches for each event, named by its type. */
-export class EventSourceMessageEvent extends Event {
+/**
+ * What an {@link EventSourceClient} dispatches for each event, named by its type: shaped like a
+ * browser's `MessageEvent` (`type`, `data`, `lastEventId`, `origin`, `target`), plus `id` and `event`.
+ * It is a plain object rather than a DOM `Event`, whose construction alone costs more than parsing
+ * the event; events typed `open` or `error` by the server are the exception and go through
+ * `EventTarget` as real `Event`s.
+ */
+export class EventSourceMessageEvent {
+  /** The event type. */
+  readonly type: string;
   /** The event's data. */
   readonly data: string;
   /** The last event ID string (`''` when none). */
@@ -94,14 +102,41 @@ export class EventSourceMessageEvent extends Event {
   readonly event: string;
   /** The origin of the URL the client connected to. */
   readonly origin: string;
-  constructor(event: ClientEvent, origin: string) {
-    super(event.event);
+  /** The client that dispatched the event. */
+  readonly target: EventSourceClient;
+  /** The client that dispatched the event. */
+  readonly currentTarget: EventSourceClient;
+  /** Set by `stopImmediatePropagation()`: no further listener is called. */
+  isStopped = false;
+  constructor(event: ClientEvent, origin: string, target: EventSourceClient) {
+    this.type = event.event;
     this.data = event.data;
     this.lastEventId = event.lastEventId;
     this.id = event.id;
     this.event = event.event;
     this.origin = origin;
+    this.target = target;
+    this.currentTarget = target;
   }
+  /** Calls no further listener for this event. */
+  stopImmediatePropagation(): void {
+    this.isStopped = true;
+  }
+  /** Does nothing: the event is not cancelable (as in browsers). */
+  preventDefault(): void {}
+  /** Always `false`: the event is not cancelable. */
+  readonly defaultPrevented = false;
+}
+
+/** A listener for an {@link EventSourceClient}'s events. */
+export type EventSourceListener =
+  | ((event: EventSourceMessageEvent) => void)
+  | { handleEvent(event: EventSourceMessageEvent): void };
+
+interface Registration {
+  listener: EventSourceListener;
+  capture: boolean;
+  once: boolean;
 }
 
 /**
@@ -124,6 +159,7 @@ export class EventSourceErrorEvent extends Event {
 }
 
 type Listener = ((event: Event) => void) | { handleEvent(event: Event): void } | null;
+type Handler = Listener | EventSourceListener;
 
 // How one connection attempt ended.
 type Outcome =
@@ -195,9 +231,11 @@ export class EventSourceClient extends EventTarget {
   readonly #onEvent: ((event: ClientEvent) => void) | undefined;
   readonly #signal: AbortSignal | undefined;
   readonly #iterators = new Set<IteratorState>();
-  // Event types someone listens to: a MessageEvent is only built when it will reach someone.
-  readonly #listenedTypes = new Set<string>();
-  readonly #handlers = new Map<string, Listener>();
+  // Listeners of event types other than `open` and `error`, called directly (see
+  // EventSourceMessageEvent). Arrays are replaced, never changed, so a dispatch can run over one
+  // while a listener adds or removes another.
+  readonly #messageListeners = new Map<string, Registration[]>();
+  readonly #handlers = new Map<string, Handler>();
   #attempt: AbortController | undefined;
   #body: Dispatcher.ResponseData['body'] | undefined;
   #isPaused = false;
@@ -349,33 +387,117 @@ export class EventSourceClient extends EventTarget {
 
   /** Handler for `open` events, as on a browser's EventSource. */
   get onopen(): Listener {
-    return this.#handlers.get('open') ?? null;
+    return (this.#handlers.get('open') as Listener | undefined) ?? null;
   }
   set onopen(handler: Listener) {
     this.#setHandler('open', handler);
   }
   /** Handler for `message` events (events without an `event:` field). */
-  get onmessage(): Listener {
-    return this.#handlers.get('message') ?? null;
+  get onmessage(): EventSourceListener | null {
+    return (this.#handlers.get('message') as EventSourceListener | undefined) ?? null;
   }
-  set onmessage(handler: Listener) {
+  set onmessage(handler: EventSourceListener | null) {
     this.#setHandler('message', handler);
   }
   /** Handler for `error` events. */
   get onerror(): Listener {
-    return this.#handlers.get('error') ?? null;
+    return (this.#handlers.get('error') as Listener | undefined) ?? null;
   }
   set onerror(handler: Listener) {
     this.#setHandler('error', handler);
   }
 
+  /**
+   * Adds a listener, as on any `EventTarget`: `open`, `error`, `message` or a named event type.
+   * The options `once`, `capture` and `signal` work as usual.
+   */
+  override addEventListener(
+    type: 'open' | 'error',
+    listener: Listener,
+    options?: Parameters<EventTarget['addEventListener']>[2],
+  ): void;
   override addEventListener(
     type: string,
-    listener: Parameters<EventTarget['addEventListener']>[1],
+    listener: EventSourceListener | null,
+    options?: Parameters<EventTarget['addEventListener']>[2],
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: Handler | Parameters<EventTarget['addEventListener']>[1],
     options?: Parameters<EventTarget['addEventListener']>[2],
   ): void {
-    if (listener !== null) this.#listenedTypes.add(type);
-    super.addEventListener(type, listener, options);
+    if (type === 'open' || type === 'error' || listener === null || listener === undefined) {
+      super.addEventListener(
+        type,
+        listener as Parameters<EventTarget['addEventListener']>[1],
+        options,
+      );
+      return;
+    }
+    const capture = typeof options === 'boolean' ? options : (options?.capture ?? false);
+    const once = typeof options === 'object' && options.once === true;
+    const signal = typeof options === 'object' ? options.signal : undefined;
+    if (signal?.aborted) return;
+    const registrations = this.#messageListeners.get(type) ?? [];
+    if (registrations.some((r) => r.listener === listener && r.capture === capture)) return;
+    const registration = { listener: listener as EventSourceListener, capture, once };
+    this.#messageListeners.set(type, [...registrations, registration]);
+    signal?.addEventListener('abort', () => this.#unregister(type, registration), { once: true });
+  }
+
+  /** Removes a listener added with `addEventListener`. */
+  override removeEventListener(
+    type: 'open' | 'error',
+    listener: Listener,
+    options?: Parameters<EventTarget['removeEventListener']>[2],
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventSourceListener | null,
+    options?: Parameters<EventTarget['removeEventListener']>[2],
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: Handler | Parameters<EventTarget['removeEventListener']>[1],
+    options?: Parameters<EventTarget['removeEventListener']>[2],
+  ): void {
+    if (type === 'open' || type === 'error' || listener === null || listener === undefined) {
+      super.removeEventListener(
+        type,
+        listener as Parameters<EventTarget['removeEventListener']>[1],
+        options,
+      );
+      return;
+    }
+    const capture = typeof options === 'boolean' ? options : (options?.capture ?? false);
+    const registration = this.#messageListeners
+      .get(type)
+      ?.find((r) => r.listener === listener && r.capture === capture);
+    if (registration !== undefined) this.#unregister(type, registration);
+  }
+
+  #unregister(type: string, registration: Registration): void {
+    const remaining = (this.#messageListeners.get(type) ?? []).filter((r) => r !== registration);
+    if (remaining.length > 0) this.#messageListeners.set(type, remaining);
+    else this.#messageListeners.delete(type);
+  }
+
+  // Calls the listeners of one event type with a plain MessageEvent-shaped object.
+  #dispatchMessage(registrations: Registration[], event: EventSourceMessageEvent): void {
+    for (const registration of registrations) {
+      if (registration.once) this.#unregister(event.type, registration);
+      const { listener } = registration;
+      try {
+        if (typeof listener === 'function') listener.call(this, event);
+        else listener.handleEvent(event);
+      } catch (error) {
+        // As EventTarget does: report the error without keeping the other listeners from the event.
+        process.nextTick(() => {
+          throw error;
+        });
+      }
+      if (event.isStopped) return;
+    }
   }
 
   /**
@@ -422,12 +544,12 @@ export class EventSourceClient extends EventTarget {
     return iterator;
   }
 
-  #setHandler(type: string, handler: Listener): void {
+  #setHandler(type: string, handler: Handler): void {
     const previous = this.#handlers.get(type);
-    if (previous) this.removeEventListener(type, previous);
+    if (previous) this.removeEventListener(type, previous as EventSourceListener);
     if (handler) {
       this.#handlers.set(type, handler);
-      this.addEventListener(type, handler);
+      this.addEventListener(type, handler as EventSourceListener);
     } else {
       this.#handlers.delete(type);
     }
@@ -452,8 +574,14 @@ export class EventSourceClient extends EventTarget {
     if (this.#onEvent !== undefined) this.#onEvent(event);
     // [spec] Create an event that uses the MessageEvent interface, with the event type, data, the
     // origin and the last event ID string; dispatch it at the EventSource object.
-    if (this.#listenedTypes.has(event.event)) {
-      this.dispatchEvent(new EventSourceMessageEvent(event, this.#origin));
+    const registrations = this.#messageListeners.get(event.event);
+    if (registrations !== undefined) {
+      this.#dispatchMessage(registrations, new EventSourceMessageEvent(event, this.#origin, this));
+    } else if (event.event === 'open' || event.event === 'error') {
+      // A server-sent event named like a connection event reaches those listeners, as in browsers.
+      this.dispatchEvent(
+        Object.assign(new Event(event.event), { data: event.data, lastEventId: id }),
+      );
     }
   };
 

@@ -427,3 +427,42 @@ test(
     assert.equal(expected, total);
   },
 );
+
+test(
+  'listeners: once, signal, removeEventListener, handleEvent, stopImmediatePropagation',
+  { timeout },
+  async (t) => {
+    const server = await startScriptedServer([
+      stream(['data: 1\n\ndata: 2\n\nevent: error\ndata: 3\n\n']),
+    ]);
+    t.after(() => server.close());
+    const client = new EventSourceClient(`${server.url}/s`, { reconnect: false });
+    t.after(() => client.close());
+    const seen: string[] = [];
+    const controller = new AbortController();
+    client.addEventListener('message', (e) => seen.push(`once:${e.data}`), { once: true });
+    client.addEventListener('message', (e) => seen.push(`signal:${e.data}`), {
+      signal: controller.signal,
+    });
+    controller.abort();
+    const removed = (e: EventSourceMessageEvent): void => void seen.push(`removed:${e.data}`);
+    client.addEventListener('message', removed);
+    client.removeEventListener('message', removed);
+    const object = { handleEvent: (e: EventSourceMessageEvent) => seen.push(`object:${e.data}`) };
+    client.addEventListener('message', object);
+    client.addEventListener('message', object); // a duplicate is ignored, as on any EventTarget
+    client.addEventListener('message', (e) => {
+      seen.push(`stop:${e.data}`);
+      e.stopImmediatePropagation();
+    });
+    client.addEventListener('message', (e) => seen.push(`never:${e.data}`));
+    client.onmessage = (e) => seen.push(`onmessage:${e.data}`);
+    // A server event typed `error` reaches error listeners with its data, as in browsers.
+    const errorData: unknown[] = [];
+    client.addEventListener('error', (e) => errorData.push((e as Event & { data?: string }).data));
+    await client.closed;
+    assert.deepEqual(seen, ['once:1', 'object:1', 'stop:1', 'object:2', 'stop:2']);
+    assert.deepEqual(errorData, ['3', undefined]);
+    assert.equal(typeof client.onmessage, 'function');
+  },
+);

@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { EventSourceClient, type ClientEvent, type EventSourceErrorEvent } from '../client.js';
+import { EventSourceClient, EventSourceErrorEvent, type ClientEvent } from '../client.js';
 import { enableDebug } from '../debug.js';
 import { ContentTypeError, flattenError, HttpStatusError } from '../errors.js';
 import {
@@ -242,8 +242,10 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     isOpen = true;
     io.stderr.write(`connected to ${url}\n`);
   });
-  client.addEventListener('error', (event) => {
-    const { error, willReconnect, delayMs } = event as EventSourceErrorEvent;
+  client.addEventListener('error', (event: Event) => {
+    // A server may name its own events `error`: only the client's own are notices.
+    if (!(event instanceof EventSourceErrorEvent)) return;
+    const { error, willReconnect, delayMs } = event;
     if (error !== undefined && client.readyState === EventSourceClient.OPEN) {
       io.stderr.write(`${flattenError(error)}; event skipped\n`);
       return;
