@@ -133,10 +133,22 @@ function buildUrl(token: string | undefined, options: ClientCliOptions): string 
   return `${options.secure ? 'https' : 'http'}://${host}:${options.port}${path}`;
 }
 
+// The JSON of the last id and type seen: consecutive events mostly share both (or the type).
+let lastId: string | null = null;
+let lastIdJson = 'null';
+let lastType = 'message';
+let lastTypeJson = '"message"';
+
 function formatJson(event: ClientEvent): string {
-  return `{"id":${event.id === null ? 'null' : JSON.stringify(event.id)},"event":${JSON.stringify(
-    event.event,
-  )},"data":${JSON.stringify(event.data)}}\n`;
+  if (event.id !== lastId) {
+    lastId = event.id;
+    lastIdJson = lastId === null ? 'null' : JSON.stringify(lastId);
+  }
+  if (event.event !== lastType) {
+    lastType = event.event;
+    lastTypeJson = JSON.stringify(lastType);
+  }
+  return `{"id":${lastIdJson},"event":${lastTypeJson},"data":${JSON.stringify(event.data)}}\n`;
 }
 
 // For a person: `type #id: data`, continuation lines of multi-line data indented.

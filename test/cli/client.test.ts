@@ -403,10 +403,15 @@ test(
   '--json piped into a reader that goes away (| head -1) ends quietly',
   { timeout },
   async (t) => {
-    let body = '';
-    for (let i = 0; i < 2000; i++) body += `data: ${i}\n\n`;
+    // Like `head`, the reader's going away is only noticed at the next write: keep events coming
+    // until the client hangs up.
     const server = await serve(t, [
-      stream([body, body, body, body], { keepOpen: true, gapMs: 20 }),
+      (_request, response) => {
+        response.writeHead(200, { 'content-type': 'text/event-stream' });
+        let i = 0;
+        const timer = setInterval(() => response.write(`data: ${i++}\n\n`), 10);
+        response.on('close', () => clearInterval(timer));
+      },
     ]);
     const child = spawnBin('eventsource-client', ['-P', String(server.port), '--json', 'tok']);
     t.after(() => void child.kill('SIGKILL'));
