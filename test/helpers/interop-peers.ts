@@ -44,7 +44,7 @@ export function requirePeer(
   if (path !== undefined) return true;
   const reason = `${name} not found (${hint})`;
   if (isCI) assert.fail(`${reason}: .ci/run must install it, CI never skips a real peer`);
-  console.log(`# skipping: ${reason}`);
+  t.diagnostic(`skipped: ${reason}`);
   t.skip(reason);
   return false;
 }
