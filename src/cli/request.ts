@@ -205,6 +205,7 @@ async function runOne(
   // Stdin is read when asked for with "-", or when no data is given and something is piped in;
   // never by surprise from a terminal.
   if (data === '-' || (data === undefined && !io.stdin.isTTY)) {
+    debugRequest('reading the data from stdin');
     try {
       body = await readAll(io.stdin, io.signal);
     } catch (error) {

@@ -1,7 +1,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { runBin, spawnBin, startListenerProcess, waitExit } from '../helpers/process.js';
+import {
+  runBin,
+  spawnBin,
+  startListenerProcess,
+  waitExit,
+  waitForOutput,
+} from '../helpers/process.js';
 import { openStream } from '../helpers/net.js';
 import { closedPort, startRecorder, type Answer } from '../helpers/recorder.js';
 
@@ -437,11 +443,11 @@ describe('eventsource-request against a raw server', () => {
     async (t) => {
       const server = await startRecorder();
       t.after(() => server.close());
-      const child = spawnBin('eventsource-request', ['-P', String(server.port), 't', 'ping']);
+      const child = spawnBin('eventsource-request', ['-d', '-P', String(server.port), 't', 'ping']);
       t.after(() => child.kill('SIGKILL'));
       child.stdin.write('partial');
-      // Blocked on stdin, the process shows nothing to wait for; give it time to install its handlers.
-      await new Promise((resolve) => setTimeout(resolve, 700));
+      // The debug line shows the process is up, with its signal handlers, and blocked on stdin.
+      await waitForOutput(child, /eventsource:request reading the data from stdin/);
       child.kill('SIGTERM');
       const result = await waitExit(child, 5000);
       assert.equal(result.code, 143);
@@ -751,7 +757,10 @@ describe('eventsource-request against eventsource-listener', () => {
       const refused = await request(['-P', port, 'dev-1', 'ping', 'x']);
       assert.equal(refused.code, 1);
       assert.equal(refused.stdout, '');
-      assert.match(refused.stderr, /^Unable to send request \(401\): \S.*\n$/);
+      assert.equal(
+        refused.stderr,
+        'Unable to send request (401): Unauthorized: a valid Bearer secret is required\n',
+      );
       const wrong = await request(['-P', port, '--secret', 'nope', 'dev-1', 'ping', 'x']);
       assert.equal(wrong.code, 1);
       assert.equal(wrong.stderr, refused.stderr);
