@@ -27,12 +27,26 @@ export interface CliIo {
   signal: AbortSignal;
 }
 
-/** The package version, read once from package.json. */
-export const version: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
+/**
+ * The package version, read once from package.json: two levels up from `dist/cli/`, three from
+ * the tests' `build/src/cli/`.
+ */
+export const version: string = readVersion();
+
+function readVersion(): string {
+  for (const path of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'eventsource-toolkit' && pkg.version !== undefined) return pkg.version;
+    } catch {
+      // Not at this depth; try the next one.
+    }
   }
-).version;
+  return '0.0.0';
+}
 
 /** Parses a TCP port, 0 to 65535. */
 export function parsePort(value: string): number {

@@ -466,7 +466,9 @@ export function createListener(options: ListenerOptions = {}): Listener {
       if (route.kind === 'stats') reply(req, res, 200, JSON.stringify(stats()));
       else if (options.demo === true) {
         res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-        res.end(renderDemoPage(prefix, eventClass.LISTEN, eventClass.ACTIONS));
+        res.end(
+          renderDemoPage(prefix, eventClass.LISTEN, eventClass.ACTIONS, eventClass.contentType),
+        );
       } else {
         reply(
           req,
