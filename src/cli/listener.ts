@@ -2,11 +2,13 @@
  * `eventsource-listener`: runs the SSE listener as a small push hub.
  */
 import { Command, Option } from 'commander';
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { enableDebug } from '../debug.js';
 import { flattenError } from '../errors.js';
 import { JSONEvent, JSONIdEvent, StringEvent, StringIdEvent, type EventClass } from '../events.js';
 import { createListener, type ListenerOptions } from '../listener/listener.js';
+import { createRedisBroker } from '../listener/redis-broker.js';
 import {
   ExitCode,
   UsageError,
@@ -43,6 +45,8 @@ interface ListenerFlags {
   publishSecret?: string;
   maxConnections?: number;
   demo?: boolean;
+  redis?: string;
+  workers?: number;
 }
 
 function buildCommand(io: CliIo): Command {
@@ -153,6 +157,17 @@ function buildCommand(io: CliIo): Command {
     .addOption(
       new Option('--demo', 'serve a demo page at / to watch and send events').env(env('DEMO')),
     )
+    .addOption(
+      new Option(
+        '--redis <url>',
+        'share tokens, history and ids with every listener on this Redis (redis://host:port/db)',
+      ).env(env('REDIS')),
+    )
+    .addOption(
+      new Option('--workers <n>', 'fork n worker processes sharing the port (needs --redis)')
+        .argParser(parsePositiveInt)
+        .env(env('WORKERS')),
+    )
     .addHelpText(
       'after',
       `
@@ -189,6 +204,9 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     if ((flags.keyfile === undefined) !== (flags.certfile === undefined)) {
       throw new UsageError('-K/--keyfile and -C/--certfile go together: give both to serve HTTPS');
     }
+    if (flags.workers !== undefined && flags.redis === undefined) {
+      throw new UsageError('--workers needs --redis: the workers share their tokens through Redis');
+    }
   } catch (error) {
     const code = commanderExitCode(error);
     if (code !== undefined) return code;
@@ -206,12 +224,32 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       return ExitCode.usage;
     }
   }
+  if (flags.workers !== undefined && cluster.isPrimary) {
+    return runPrimary(flags.workers, io, `${eventClass.name}${describeOptions(flags)}`);
+  }
+  const mode = flags.multi ? 'multi' : flags.takeover ? 'takeover' : 'single';
+  const broker =
+    flags.redis === undefined
+      ? undefined
+      : await createRedisBroker(flags.redis, {
+          mode,
+          history: flags.history,
+          historyBytes: flags.historyBytes,
+          graceMs: flags.grace,
+          gapEvent: flags.gapEvent,
+        });
+  if (broker !== undefined && broker.status !== 'ready') {
+    io.stderr.write(
+      `eventsource-listener: Redis is not reachable yet (${broker.stats().redisLastError || broker.status}); POSTs get 503 until it is\n`,
+    );
+  }
   let listener;
   try {
     listener = createListener({
+      broker,
       eventClass,
       keepalive: flags.keepalive,
-      mode: flags.multi ? 'multi' : flags.takeover ? 'takeover' : 'single',
+      mode,
       history: flags.history,
       historyBytes: flags.historyBytes,
       graceMs: flags.grace,
@@ -239,10 +277,14 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     await listener.close();
     return ExitCode.failure;
   }
-  io.stderr.write(`listening on ${url} (${eventClass.name}${describeOptions(flags)})\n`);
+  // A worker tells the primary, which prints the one line once every worker listens.
+  if (cluster.isWorker) process.send?.({ listening: url });
+  else io.stderr.write(`listening on ${url} (${eventClass.name}${describeOptions(flags)})\n`);
   if (!io.signal.aborted)
     await new Promise((resolve) => io.signal.addEventListener('abort', resolve, { once: true }));
   await listener.close();
+  // The IPC channel would keep a worker alive.
+  if (cluster.isWorker) process.disconnect();
   return ExitCode.ok;
 }
 
@@ -263,7 +305,77 @@ function describeOptions(flags: ListenerFlags): string {
   if (flags.publishSecret !== undefined) parts.push('publish-secret set');
   if (flags.maxConnections !== undefined) parts.push(`max-connections ${flags.maxConnections}`);
   if (flags.demo) parts.push('demo page at /');
+  if (flags.redis !== undefined)
+    parts.push(`redis ${flags.redis.replace(/\/\/[^@/]*@/, '//***@')}`);
+  if (flags.workers !== undefined) parts.push(`workers ${flags.workers}`);
   return parts.length === 0 ? '' : `; ${parts.join(', ')}`;
+}
+
+/**
+ * The primary of `--workers n`: forks the workers (the same command line; they share the port
+ * through node:cluster, so `-P 0` gives them one port), prints the line once all listen, passes
+ * SIGINT/SIGTERM on and exits when they are done. A worker that dies is replaced.
+ * @returns The exit code.
+ */
+async function runPrimary(count: number, io: CliIo, description: string): Promise<number> {
+  let isStopping = false;
+  let url: string | undefined;
+  const listening = new Set<number>();
+  const exited = new Set<number>();
+  let failure = '';
+  const fork = (): void => {
+    const worker = cluster.fork();
+    worker.on('message', (message: { listening?: string }) => {
+      if (typeof message?.listening !== 'string') return;
+      url = message.listening;
+      listening.add(worker.id);
+    });
+    worker.on('exit', (code, signal) => {
+      exited.add(worker.id);
+      if (isStopping) return;
+      if (!listening.has(worker.id)) {
+        failure = `a worker exited (${signal ?? code}) before listening`;
+        return;
+      }
+      io.stderr.write(
+        `eventsource-listener: worker ${worker.process.pid} died (${signal ?? code}); starting another\n`,
+      );
+      fork();
+    });
+  };
+  for (let i = 0; i < count; i++) fork();
+  const allExited = async (): Promise<void> => {
+    while (Object.keys(cluster.workers ?? {}).length > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  const stop = async (): Promise<void> => {
+    isStopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+    }, 5000);
+    await allExited();
+    clearTimeout(timer);
+  };
+  while (listening.size < count && failure === '' && !io.signal.aborted) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  if (failure !== '') {
+    await stop();
+    io.stderr.write(`eventsource-listener: ${failure}\n`);
+    return ExitCode.failure;
+  }
+  if (!io.signal.aborted) {
+    io.stderr.write(`listening on ${url} (${description})\n`);
+    await new Promise((resolve) => io.signal.addEventListener('abort', resolve, { once: true }));
+  }
+  let isClean = true;
+  cluster.on('exit', (_worker, code) => {
+    if (code !== 0) isClean = false;
+  });
+  await stop();
+  return isClean ? ExitCode.ok : ExitCode.failure;
 }
 
 /** Entry point of bin/eventsource-listener.js. */
