@@ -239,6 +239,8 @@ export class EventSourceClient extends EventTarget {
   #attempt: AbortController | undefined;
   #body: Dispatcher.ResponseData['body'] | undefined;
   #isPaused = false;
+  // Paused by the caller (pause()), as opposed to by a lagging async iterator.
+  #isPausedByCaller = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #wakeUp: (() => void) | undefined;
   #error: Error | undefined;
@@ -509,6 +511,22 @@ export class EventSourceClient extends EventTarget {
     this.#stop(undefined);
   }
 
+  /**
+   * Stops reading from the connection until {@link resume}: backpressure for a consumer that
+   * cannot keep up (a slow stdout). Events already received are still delivered; a paused stream
+   * does not count as silent for the read timeout.
+   */
+  pause(): void {
+    this.#isPausedByCaller = true;
+    this.#body?.pause();
+  }
+
+  /** Reads from the connection again after {@link pause}. */
+  resume(): void {
+    this.#isPausedByCaller = false;
+    if (!this.#isPaused) this.#body?.resume();
+  }
+
   /** Every event, whatever its type; see the class description. */
   [Symbol.asyncIterator](): AsyncIterableIterator<ClientEvent> {
     const state: IteratorState = { queue: [], head: 0, waiting: undefined };
@@ -605,7 +623,7 @@ export class EventSourceClient extends EventTarget {
 
   #resume(): void {
     this.#isPaused = false;
-    this.#body?.resume();
+    if (!this.#isPausedByCaller) this.#body?.resume();
   }
 
   #dispatchError(error: Error | undefined, willReconnect: boolean, delayMs?: number): void {
@@ -785,7 +803,7 @@ export class EventSourceClient extends EventTarget {
     debug('open: %s', this.url);
     this.dispatchEvent(new Event('open'));
     if (this.#attempt !== attempt) return { kind: 'closed' };
-    if (this.#isPaused) body.pause();
+    if (this.#isPaused || this.#isPausedByCaller) body.pause();
 
     const parser = this.#parser;
     const readTimeoutMs = this.#readTimeoutMs;
@@ -795,6 +813,8 @@ export class EventSourceClient extends EventTarget {
       if (readTimeoutMs > 0) {
         // One timer that re-arms itself for the time left, instead of a timer reset per chunk.
         const check = (): void => {
+          // A paused stream is silent because we stopped reading, not because the server did.
+          if (this.#isPaused || this.#isPausedByCaller) lastByteAt = Date.now();
           const silentMs = Date.now() - lastByteAt;
           if (silentMs >= readTimeoutMs) {
             resolve({

@@ -207,12 +207,22 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   let output = '';
   let isFlushScheduled = false;
   // Events from one network chunk are dispatched synchronously: collect them and write once.
+  // A slow reader of stdout (`| jq` on a busy machine) pauses the connection instead of letting
+  // output pile up in memory.
+  let isWaitingForDrain = false;
   const flush = (): void => {
     isFlushScheduled = false;
     if (output === '') return;
     const text = output;
     output = '';
-    io.stdout.write(text);
+    if (!io.stdout.write(text) && !isWaitingForDrain) {
+      isWaitingForDrain = true;
+      client.pause();
+      io.stdout.once('drain', () => {
+        isWaitingForDrain = false;
+        client.resume();
+      });
+    }
   };
   let client: EventSourceClient;
   try {
