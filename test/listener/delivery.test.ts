@@ -307,6 +307,44 @@ test(
 );
 
 test(
+  '--history-bytes bounds what a token keeps, whatever --history allows',
+  {
+    timeout: 20000,
+  },
+  async (t) => {
+    const running = await startListener({
+      eventClass: StringIdEvent,
+      history: 1000,
+      historyBytes: 2000,
+      graceMs: 5000,
+      gapEvent: 'gap',
+    });
+    t.after(() => running.close());
+    const first = await openStream(`${running.url}/poll/t`);
+    const start = replyId(await post(`${running.url}/ping/t`, 'first'));
+    await first.waitFor(1);
+    first.close();
+    await waitUntil(() => running.listener.stats().streams === 0, 'the stream to close');
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      ids.push(replyId(await post(`${running.url}/ping/t`, `${i} ${'z'.repeat(500)}`)));
+    }
+    const second = await openStream(`${running.url}/poll/t`, { 'last-event-id': start });
+    t.after(() => second.close());
+    // Each event is ~540 bytes framed: 3 fit in 2000 bytes.
+    const events = await second.waitFor(4);
+    assert.equal(events[0]?.event, 'gap');
+    assert.deepEqual(
+      events.slice(1).map((e) => e.id),
+      ids.slice(7),
+    );
+    assert.equal((await post(`${running.url}/ping/t`, 'live')).status, 200);
+    await second.waitFor(5);
+    assert.equal(second.events.length, 5);
+  },
+);
+
+test(
   '--takeover: the newest subscriber wins and the old stream ends',
   { timeout: 20000 },
   async (t) => {
