@@ -11,6 +11,7 @@ import { createListener, type ListenerOptions } from '../listener/listener.js';
 import { createRedisBroker } from '../listener/redis-broker.js';
 import {
   ExitCode,
+  applyBooleanEnv,
   UsageError,
   collectString,
   commanderExitCode,
@@ -200,6 +201,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   let flags: ListenerFlags;
   try {
     command.parse(argv, { from: 'user' });
+    applyBooleanEnv(command, process.env);
     flags = command.opts<ListenerFlags>();
     if ((flags.keyfile === undefined) !== (flags.certfile === undefined)) {
       throw new UsageError('-K/--keyfile and -C/--certfile go together: give both to serve HTTPS');

@@ -3,7 +3,7 @@
  * exit codes, and `runMain()` which wires a `run(argv, io)` function to the process
  * (exit code, signals, EPIPE on stdout).
  */
-import { InvalidArgumentError, CommanderError } from 'commander';
+import { InvalidArgumentError, CommanderError, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { flattenError } from '../errors.js';
@@ -175,4 +175,20 @@ export function parseBytes(value: string): number {
   const n = Number(match[1]) * factor;
   if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`size too large: "${value}"`);
   return n;
+}
+
+/**
+ * Commander sets a boolean flag whenever its environment variable exists, even `EVENTSOURCE_MULTI=0`.
+ * This turns `0`, `false`, `no`, `off` and the empty string back into "off".
+ * @param command A parsed command.
+ * @param env The environment the values came from.
+ */
+export function applyBooleanEnv(command: Command, env: NodeJS.ProcessEnv): void {
+  for (const option of command.options) {
+    const name = option.attributeName();
+    if (option.required || option.optional || option.envVar === undefined) continue;
+    if (command.getOptionValueSource(name) !== 'env') continue;
+    const value = (env[option.envVar] ?? '').trim().toLowerCase();
+    if (['', '0', 'false', 'no', 'off'].includes(value)) command.setOptionValue(name, undefined);
+  }
 }

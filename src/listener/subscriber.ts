@@ -91,6 +91,8 @@ export class Subscriber {
     // limit. The limit applies to what is already waiting, so one event larger than the limit still
     // goes to a reader that keeps up.
     if (isReplay) this.allowance += chunk.size;
+    else if (this.queue === undefined)
+      this.allowance = 0; // Nothing waits: no replay to allow for.
     else if (
       this.queuedBytes + (this.socket?.writableLength ?? this.res.writableLength) >
       this.context.maxBuffer + this.allowance
