@@ -366,3 +366,21 @@ test(
     assert.match(again.stderr, /404.*Target is not connected/);
   },
 );
+
+test(
+  'a boolean EVENTSOURCE_* variable set to 0, false, no or off leaves its flag off',
+  { timeout: 30000 },
+  async (t) => {
+    for (const value of ['0', 'false', 'no', 'off']) {
+      const child = spawnBin('eventsource-listener', ['-H', '127.0.0.1', '-P', '0'], {
+        EVENTSOURCE_MULTI: value,
+        EVENTSOURCE_ID: value,
+      });
+      t.after(() => child.kill('SIGKILL'));
+      await waitForOutput(child, /listening on .*\n/);
+      assert.match(child.output.stderr, /\(StringEvent\)\n$/, `with ${value}`);
+      child.kill('SIGTERM');
+      assert.equal((await waitExit(child, 5000)).code, 0);
+    }
+  },
+);
