@@ -11,7 +11,8 @@ import {
 import { openStream } from '../helpers/net.js';
 import { closedPort, startRecorder, type Answer } from '../helpers/recorder.js';
 
-const timeout = 20000;
+// Generous: every test spawns processes, and a loaded CI machine can take seconds per spawn.
+const timeout = 60000;
 const request = (args: string[], options: Parameters<typeof runBin>[2] = {}) =>
   runBin('eventsource-request', args, options);
 const caFile = new URL('../../../test/fixtures/ca.pem', import.meta.url).pathname;
@@ -25,7 +26,11 @@ function answer(status: number, body: string, type = 'text/plain; charset=utf-8'
   return () => ({ status, headers: { 'content-type': type }, body });
 }
 
-describe('eventsource-request against a raw server', () => {
+// Each test has its own server and processes, so a few run at once: spawning ~60 processes one by
+// one takes long on a loaded machine.
+const concurrency = 4;
+
+describe('eventsource-request against a raw server', { concurrency }, () => {
   test(
     'sends the data argument, prints the reply with a newline, exits 0',
     { timeout },
@@ -427,7 +432,7 @@ describe('eventsource-request against a raw server', () => {
         t.after(() => child.kill('SIGKILL'));
         await server.waitForRequests(1);
         child.kill(signal);
-        assert.deepEqual(await waitExit(child, 5000), {
+        assert.deepEqual(await waitExit(child, 15000), {
           code,
           signal: null,
           stdout: '',
@@ -449,14 +454,14 @@ describe('eventsource-request against a raw server', () => {
       // The debug line shows the process is up, with its signal handlers, and blocked on stdin.
       await waitForOutput(child, /eventsource:request reading the data from stdin/);
       child.kill('SIGTERM');
-      const result = await waitExit(child, 5000);
+      const result = await waitExit(child, 15000);
       assert.equal(result.code, 143);
       assert.equal(result.stdout, '');
       assert.equal(server.requests.length, 0);
     },
   );
 
-  describe('HTTPS', () => {
+  describe('HTTPS', { concurrency }, () => {
     test('an untrusted certificate is refused by default: exit 1', { timeout }, async (t) => {
       const server = await startRecorder(undefined, { tls: true });
       t.after(() => server.close());
@@ -504,7 +509,7 @@ describe('eventsource-request against a raw server', () => {
     });
   });
 
-  describe('--batch', () => {
+  describe('--batch', { concurrency }, () => {
     test(
       'sends every line in order over one connection, replies on stdout, summary on stderr',
       { timeout },
@@ -656,7 +661,7 @@ describe('eventsource-request against a raw server', () => {
       );
       await server.waitForRequests(2);
       child.kill('SIGINT');
-      const result = await waitExit(child, 5000);
+      const result = await waitExit(child, 15000);
       assert.equal(result.code, 130);
       assert.equal(result.stdout, 'ok\n');
       assert.match(result.stderr, SUMMARY(1, 0));
