@@ -1,0 +1,311 @@
+#!/usr/bin/env node
+// Benchmark for issue 9: the listener with --redis (one process, and --workers 2) against the
+// in-memory broker in one process, for unicast (one subscriber per token) and broadcast (many
+// subscribers of one token). For each: deliveries per second under a closed-loop load (the most it
+// does), server CPU per delivery (utime + stime from /proc of the listener and its workers) at one
+// fixed offered rate for every variant (CPU per delivery falls as batching grows with the rate, so
+// comparing it at different rates would flatter the faster one), and the median publish -> receive
+// latency at a low, paced rate.
+//
+// Usage: npm run build && node bench/redis.js [--quick]
+// Needs redis-server (REDIS_SERVER=/path overrides); starts its own on a free port.
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const isQuick = process.argv.includes('--quick');
+const DURATION_MS = isQuick ? 2000 : 5000;
+const LATENCY_SAMPLES = isQuick ? 100 : 300;
+const UNICAST_TOKENS = isQuick ? 50 : 100;
+const UNICAST_CONCURRENCY = 32;
+const BROADCAST_SUBSCRIBERS = isQuick ? 50 : 100;
+const BROADCAST_CONCURRENCY = 16;
+// Offered rates (POSTs per second) of the CPU phase: well below what every variant sustains.
+const UNICAST_RATE = isQuick ? 200 : 400;
+const BROADCAST_RATE = isQuick ? 50 : 100;
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+const bin = fileURLToPath(new URL('../bin/eventsource-listener.js', import.meta.url));
+
+async function freePort() {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function startRedis() {
+  const binary = process.env.REDIS_SERVER || 'redis-server';
+  if (spawnSync(binary, ['--version']).status !== 0) {
+    console.error('bench/redis.js: redis-server is not installed (apt-get install redis-server)');
+    process.exit(1);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'eventsource-bench-redis-'));
+  const port = await freePort();
+  const child = spawn(
+    binary,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+    ],
+    { stdio: 'ignore' },
+  );
+  for (let i = 0; i < 200; i++) {
+    const socket = net.connect(port, '127.0.0.1');
+    // once() rejects on 'error': a refused connection means "not yet".
+    const ok = await once(socket, 'connect').then(
+      () => true,
+      () => false,
+    );
+    socket.destroy();
+    if (ok) break;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startListener(args) {
+  const child = spawn(process.execPath, [bin, '-H', '127.0.0.1', '-P', '0', '-k', '0', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, DEBUG: '' },
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  const url = await new Promise((resolve, reject) => {
+    child.stderr.on('data', (text) => {
+      stderr += text;
+      const match = stderr.match(/listening on (http:\/\/\S+?)\/? /);
+      if (match) resolve(match[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`listener exited (${code}): ${stderr}`)));
+  });
+  return {
+    url,
+    pid: child.pid,
+    async stop() {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await once(child, 'exit');
+    },
+  };
+}
+
+/** CPU ticks (user + system) of a process and its children (the cluster workers). */
+function cpuTicks(pid) {
+  let total = 0;
+  const pids = [pid];
+  try {
+    for (const task of [pid]) {
+      const children = readFileSync(`/proc/${task}/task/${task}/children`, 'utf8').trim();
+      if (children !== '') pids.push(...children.split(/\s+/).map(Number));
+    }
+  } catch {
+    // No children file (kernel without CONFIG_PROC_CHILDREN): count the primary only.
+  }
+  for (const p of pids) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // The process exited between listing and reading.
+    }
+  }
+  return total;
+}
+
+/** An SSE reader that counts events and, when asked, records publish -> receive latency. */
+function subscribe(url, token, onLatency) {
+  return new Promise((resolve, reject) => {
+    const request = http.get(`${url}/poll/${token}`, { agent: false }, (response) => {
+      if (response.statusCode !== 200) {
+        reject(new Error(`subscribe ${token}: ${response.statusCode}`));
+        return;
+      }
+      const reader = { count: 0, close: () => request.destroy() };
+      let carry = '';
+      response.setEncoding('latin1');
+      response.on('data', (text) => {
+        const buffer = carry + text;
+        let index = buffer.indexOf('\n\n');
+        let start = 0;
+        while (index !== -1) {
+          reader.count++;
+          if (onLatency !== undefined) {
+            const at = buffer.lastIndexOf('data: t', index);
+            if (at >= start) {
+              const sent = Number(buffer.slice(at + 7, buffer.indexOf('\n', at)));
+              onLatency(performance.now() - sent);
+            }
+          }
+          start = index + 2;
+          index = buffer.indexOf('\n\n', start);
+        }
+        carry = buffer.slice(start);
+      });
+      response.on('error', () => {});
+      resolve(reader);
+    });
+    request.on('error', reject);
+  });
+}
+
+function post(agent, url, token, body) {
+  return new Promise((resolve, reject) => {
+    const request = http.request(`${url}/ping/${token}`, {
+      method: 'POST',
+      agent,
+      headers: { 'content-length': Buffer.byteLength(body) },
+    });
+    request.on('response', (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode));
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+async function measure(name, args, kind) {
+  const listener = await startListener([...args, ...(kind === 'broadcast' ? ['--multi'] : [])]);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const tokens =
+    kind === 'unicast'
+      ? Array.from({ length: UNICAST_TOKENS }, (_, i) => `u${i}`)
+      : Array.from({ length: BROADCAST_SUBSCRIBERS }, () => 'b');
+  const latencies = [];
+  let isSampling = false;
+  const readers = [];
+  for (let i = 0; i < tokens.length; i++) {
+    // Latency from a few readers is enough, and keeps the load generator's parsing cheap.
+    const onLatency = i < 4 ? (ms) => isSampling && latencies.push(ms) : undefined;
+    readers.push(await subscribe(listener.url, tokens[i], onLatency));
+  }
+  const delivered = () => readers.reduce((sum, reader) => sum + reader.count, 0);
+  const uniqueTokens = [...new Set(tokens)];
+  // Warm-up, then the closed-loop throughput window.
+  let next = 0;
+  let isRunning = true;
+  const errors = new Map();
+  const worker = async () => {
+    while (isRunning) {
+      const token = uniqueTokens[next++ % uniqueTokens.length];
+      const status = await post(agent, listener.url, token, `x${next}`);
+      if (status !== 200) errors.set(status, (errors.get(status) ?? 0) + 1);
+    }
+  };
+  const concurrency = kind === 'unicast' ? UNICAST_CONCURRENCY : BROADCAST_CONCURRENCY;
+  const workers = Array.from({ length: concurrency }, worker);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const startedAt = performance.now();
+  const delivered0 = delivered();
+  await new Promise((resolve) => setTimeout(resolve, DURATION_MS));
+  const seconds = (performance.now() - startedAt) / 1000;
+  const deliveries = delivered() - delivered0;
+  isRunning = false;
+  await Promise.all(workers);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  // CPU at a fixed offered rate, the same for every variant: a batch every 10 ms.
+  const rate = kind === 'unicast' ? UNICAST_RATE : BROADCAST_RATE;
+  const pending = [];
+  const paceFrom = delivered();
+  const ticks0 = cpuTicks(listener.pid);
+  const pacedAt = performance.now();
+  let sent = 0;
+  const timer = setInterval(() => {
+    const due = Math.floor(((performance.now() - pacedAt) / 1000) * rate);
+    for (; sent < due; sent++) {
+      pending.push(post(agent, listener.url, uniqueTokens[sent % uniqueTokens.length], `p${sent}`));
+    }
+  }, 10);
+  await new Promise((resolve) => setTimeout(resolve, DURATION_MS));
+  clearInterval(timer);
+  await Promise.all(pending);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const ticks1 = cpuTicks(listener.pid);
+  const pacedDeliveries = delivered() - paceFrom;
+  // Latency at a low, paced rate: one event at a time to the sampled readers' tokens.
+  isSampling = true;
+  for (let i = 0; i < LATENCY_SAMPLES; i++) {
+    await post(agent, listener.url, tokens[i % 4], `t${performance.now()}`);
+    await new Promise((resolve) => setTimeout(resolve, 3));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  isSampling = false;
+  for (const reader of readers) reader.close();
+  agent.destroy();
+  await listener.stop();
+  latencies.sort((x, y) => x - y);
+  return {
+    name,
+    kind,
+    deliveriesPerSecond: deliveries / seconds,
+    cpuUsPerDelivery: (((ticks1 - ticks0) / CLK_TCK) * 1e6) / Math.max(pacedDeliveries, 1),
+    p50Ms: latencies[Math.floor(latencies.length / 2)] ?? NaN,
+    errors: [...errors].map(([status, n]) => `${n}x${status}`).join(' '),
+  };
+}
+
+const redis = await startRedis();
+const results = [];
+try {
+  // BENCH_ONLY=unicast (or broadcast) runs one scenario.
+  for (const kind of ['unicast', 'broadcast']) {
+    if (process.env.BENCH_ONLY !== undefined && process.env.BENCH_ONLY !== kind) continue;
+    results.push(await measure('memory, 1 process', [], kind));
+    results.push(await measure('redis, 1 process', ['--redis', redis.url], kind));
+    results.push(
+      await measure('redis, --workers 2', ['--redis', redis.url, '--workers', '2'], kind),
+    );
+  }
+} finally {
+  await redis.stop();
+}
+
+const pad = (text, width) => String(text).padEnd(width);
+const padLeft = (text, width) => String(text).padStart(width);
+console.log(
+  `${pad('scenario', 10)} ${pad('listener', 20)} ${padLeft('deliveries/s', 13)} ${padLeft('CPU us/deliv', 13)} ${padLeft('x memory', 9)} ${padLeft('p50 ms', 8)} ${padLeft('+ms', 6)}  errors`,
+);
+const verdicts = [];
+for (const result of results) {
+  const base = results.find((r) => r.kind === result.kind && r.name.startsWith('memory'));
+  const cpuRatio = result.cpuUsPerDelivery / base.cpuUsPerDelivery;
+  const addedMs = result.p50Ms - base.p50Ms;
+  console.log(
+    `${pad(result.kind, 10)} ${pad(result.name, 20)} ${padLeft(Math.round(result.deliveriesPerSecond), 13)} ${padLeft(result.cpuUsPerDelivery.toFixed(1), 13)} ${padLeft(cpuRatio.toFixed(2), 9)} ${padLeft(result.p50Ms.toFixed(2), 8)} ${padLeft(addedMs.toFixed(2), 6)}  ${result.errors}`,
+  );
+  if (result.name === 'redis, 1 process') {
+    verdicts.push(
+      `${result.kind}: redis CPU/delivery ${cpuRatio.toFixed(2)}x memory (bar <= 1.5): ${cpuRatio <= 1.5 ? 'ok' : 'MISSED'}`,
+      `${result.kind}: redis adds ${addedMs.toFixed(2)} ms to p50 latency (bar <= 1): ${addedMs <= 1 ? 'ok' : 'MISSED'}`,
+    );
+  }
+  if (result.name === 'redis, --workers 2') {
+    const single = results.find((r) => r.kind === result.kind && r.name === 'redis, 1 process');
+    const faster = result.deliveriesPerSecond > single.deliveriesPerSecond;
+    verdicts.push(
+      `${result.kind}: --workers 2 ${(result.deliveriesPerSecond / single.deliveriesPerSecond).toFixed(2)}x one redis process (bar > 1): ${faster ? 'ok' : 'MISSED'}`,
+    );
+  }
+}
+console.log(`\n${verdicts.join('\n')}`);
