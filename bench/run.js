@@ -1,0 +1,787 @@
+// The benchmark suite: this toolkit's listener, client, sender and parser measured side by side with
+// the alternatives, in one run on one machine.
+//
+//   npm run bench                              build, then every scenario, 3 repetitions
+//   npm run bench -- --quick                   smaller scenarios, 1 repetition (under two minutes)
+//   npm run bench -- --reps 5 --json out.json  medians of 5, results also written as JSON
+//   npm run bench -- --only unicast,broadcast  some scenarios only
+//   npm run bench -- --servers raw,ours        some servers only
+//   npm run bench -- --cpu-prof DIR            Node servers run under `node --cpu-prof` (DIR/<server>/)
+//
+// Every server starts fresh for every scenario and repetition and is driven by bench/loadgen.js, a
+// separate process; with `taskset`, the server runs on core 0 and the generator on core 1. Server
+// CPU comes from /proc/<pid>/stat (utime + stime), memory from /proc/<pid>/status (VmRSS). The
+// figures are medians over the repetitions; each is also shown as a ratio to the scenario's
+// reference (the raw floor for servers). The table is Markdown, for BENCHMARKS.md.
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { availableParallelism, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createNchanConfig, isNchanAvailable } from './servers/nchan.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    reps: { type: 'string' },
+    json: { type: 'string' },
+    only: { type: 'string' },
+    servers: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (flags.help) {
+  process.stdout.write(
+    readFileSync(fileURLToPath(import.meta.url), 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('//'))
+      .slice(0, 16)
+      .map((line) => line.slice(3))
+      .join('\n') + '\n',
+  );
+  process.exit(0);
+}
+const isQuick = flags.quick;
+const reps = flags.reps === undefined ? (isQuick ? 1 : 3) : Number(flags.reps);
+if (!Number.isInteger(reps) || reps < 1) {
+  process.stderr.write(`--reps must be a positive integer, got ${flags.reps}\n`);
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The machine
+
+function tryExec(command, args) {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return undefined;
+  }
+}
+
+const cores = availableParallelism();
+const hasTaskset = cores >= 2 && tryExec('taskset', ['-c', '0', 'true']) !== undefined;
+const clockTicks = Number(tryExec('getconf', ['CLK_TCK'])?.trim()) || 100;
+const cpuModel =
+  /^Model name:\s*(.+)$/m.exec(tryExec('lscpu', []) ?? '')?.[1]?.trim() ??
+  /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ??
+  'unknown';
+const [softFiles, hardFiles] = (tryExec('sh', ['-c', 'ulimit -Sn; ulimit -Hn']) ?? '')
+  .trim()
+  .split('\n')
+  .map((n) => (n === 'unlimited' ? Infinity : Number(n)));
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+const SERVER_LABELS = {
+  raw: 'raw floor (node:http)',
+  ours: 'eventsource-listener',
+  'better-sse': 'better-sse',
+  nchan: 'nginx + nchan',
+};
+
+/** [key, label, unit, better] */
+const SERVER_SCENARIOS = {
+  connections: {
+    params: isQuick ? { count: 1000, settleMs: 1000 } : { count: 10000 },
+    metrics: [
+      ['rssPerSubscriberKiB', 'RSS per idle subscriber', 'KiB', 'lower'],
+      ['openMs', 'time to open all', 'ms', 'lower'],
+      ['cpuPerConnectionUs', 'server CPU per connection', 'µs', 'lower'],
+    ],
+  },
+  unicast: {
+    params: isQuick
+      ? { tokens: 100, events: 5000, publishers: 64 }
+      : { tokens: 1000, events: 50000, publishers: 64 },
+    metrics: [
+      ['deliveriesPerSecond', 'deliveries per second', '/s', 'higher'],
+      ['cpuPerDeliveryUs', 'server CPU per delivery', 'µs', 'lower'],
+      ['latencyP50Ms', 'latency p50', 'ms', 'lower'],
+      ['latencyP99Ms', 'latency p99', 'ms', 'lower'],
+      ['loadgenBusyPercent', 'load generator busy', '%', 'info'],
+    ],
+  },
+  broadcast: {
+    multi: true,
+    params: isQuick
+      ? { subscribers: 500, events: 40, warmup: 10 }
+      : { subscribers: 2000, events: 200, warmup: 10 },
+    metrics: [
+      ['deliveriesPerSecond', 'deliveries per second', '/s', 'higher'],
+      ['latencyP50Ms', 'latency p50 per delivery', 'ms', 'lower'],
+      ['latencyP99Ms', 'latency p99 per delivery', 'ms', 'lower'],
+      ['lastSubscriberP50Ms', 'until the last subscriber has it, p50', 'ms', 'lower'],
+      ['lastSubscriberMaxMs', 'until the last subscriber has it, max', 'ms', 'lower'],
+      ['cpuPerDeliveryUs', 'server CPU per delivery', 'µs', 'lower'],
+      ['loadgenBusyPercent', 'load generator busy', '%', 'info'],
+    ],
+  },
+};
+
+const CLIENT_LABELS = {
+  eventsource: '`eventsource` 4 (addEventListener)',
+  toolkit: 'EventSourceClient (addEventListener)',
+  'toolkit-onEvent': 'EventSourceClient (onEvent)',
+  'cli-json': 'eventsource-client --json > file',
+};
+const PUBLISH_LABELS = {
+  undici: 'undici.request(), 16 loops',
+  sendRequest: 'sendRequest(), 16 loops',
+  'cli-batch': 'eventsource-request --batch (1 connection)',
+};
+const clientCount = isQuick ? 30000 : 200000;
+const publishCount = isQuick ? 1000 : 20000;
+
+const ALL_SCENARIOS = ['connections', 'unicast', 'broadcast', 'client', 'publish', 'parser'];
+const selected = flags.only === undefined ? ALL_SCENARIOS : flags.only.split(',');
+for (const name of selected) {
+  if (!ALL_SCENARIOS.includes(name)) {
+    process.stderr.write(`--only: unknown scenario ${name} (${ALL_SCENARIOS.join(', ')})\n`);
+    process.exit(2);
+  }
+}
+const hasNchan = isNchanAvailable();
+let servers = ['raw', 'ours', 'better-sse', ...(hasNchan ? ['nchan'] : [])];
+if (flags.servers !== undefined) {
+  servers = flags.servers.split(',').filter((s) => servers.includes(s) || s === 'ours');
+}
+
+// More descriptors than connections are needed: raise the soft limit for the children when the
+// hard one allows, else open fewer connections and say so.
+const neededFiles = SERVER_SCENARIOS.connections.params.count + 1024;
+let fileLimitPrefix = [];
+if (softFiles < neededFiles) {
+  if (hardFiles >= neededFiles) {
+    fileLimitPrefix = ['sh', '-c', `ulimit -n ${neededFiles} && exec "$@"`, 'sh'];
+  } else {
+    SERVER_SCENARIOS.connections.params.count = Math.max(100, hardFiles - 1024);
+    process.stderr.write(
+      `bench: ulimit -n allows ${hardFiles} files; opening ${SERVER_SCENARIOS.connections.params.count} connections instead of 10 000\n`,
+    );
+  }
+}
+
+function pinned(core, command) {
+  return [...(hasTaskset ? ['taskset', '-c', String(core)] : []), ...fileLimitPrefix, ...command];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+function spawnPinned(core, command, options) {
+  const [file, ...args] = pinned(core, command);
+  return spawn(file, args, { cwd: root, ...options });
+}
+
+/** Keeps the last few KiB of a stream, for error messages. */
+function tail(stream) {
+  const state = { text: '' };
+  stream.setEncoding('utf8');
+  stream.on('data', (text) => {
+    state.text = (state.text + text).slice(-4096);
+  });
+  return state;
+}
+
+function waitForLine(child, stderr, pattern, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`no "${pattern}" within ${timeoutMs} ms: ${stderr.text.trim()}`));
+    }, timeoutMs);
+    const onData = () => {
+      const match = pattern.exec(stderr.text);
+      if (match) {
+        cleanup();
+        resolve(match);
+      }
+    };
+    const onExit = (code) => {
+      cleanup();
+      reject(new Error(`exited ${code} before listening: ${stderr.text.trim()}`));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.stderr.off('data', onData);
+      child.off('exit', onExit);
+    };
+    child.stderr.on('data', onData);
+    child.once('exit', onExit);
+    onData();
+  });
+}
+
+async function stopProcess(child, timeoutMs = 5000) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const isOpen = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (isOpen) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on port ${port}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function childrenOf(pid) {
+  const found = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) found.push(Number(entry));
+    } catch {
+      // The process ended while we looked: not a child any more.
+    }
+  }
+  return found;
+}
+
+/**
+ * Starts a server on core 0.
+ * @returns {Promise<{url: string, pids: number[], stop: () => Promise<void>}>}
+ */
+async function startServer(name, { multi = false } = {}) {
+  if (name === 'nchan') {
+    const port = await freePort();
+    const { dir, command, args } = createNchanConfig({
+      host: '127.0.0.1',
+      port,
+      maxConnections: SERVER_SCENARIOS.connections.params.count + 1024,
+    });
+    const child = spawnPinned(0, [command, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const stderr = tail(child.stderr);
+    await waitForPort(port, 10000).catch((error) => {
+      child.kill('SIGKILL');
+      throw new Error(`${error.message}: ${stderr.text.trim()}`);
+    });
+    let workers = childrenOf(child.pid);
+    for (let i = 0; i < 50 && workers.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      workers = childrenOf(child.pid);
+    }
+    return {
+      url: `http://127.0.0.1:${port}/`,
+      pids: [child.pid, ...workers],
+      stop: async () => {
+        await stopProcess(child);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  const nodeFlags =
+    flags['cpu-prof'] !== undefined
+      ? ['--cpu-prof', `--cpu-prof-dir=${join(flags['cpu-prof'], name)}`]
+      : [];
+  const script =
+    name === 'ours'
+      ? [
+          'bin/eventsource-listener.js',
+          '-H',
+          '127.0.0.1',
+          '-P',
+          '0',
+          '-i',
+          '-k',
+          '0',
+          ...(multi ? ['--multi'] : []),
+        ]
+      : [`bench/servers/${name}.js`, '-H', '127.0.0.1', '-P', '0'];
+  const child = spawnPinned(0, [process.execPath, ...nodeFlags, ...script], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const stderr = tail(child.stderr);
+  const [, url] = await waitForLine(child, stderr, /listening on (\S+)/, 15000);
+  return { url, pids: [child.pid], stop: () => stopProcess(child) };
+}
+
+/** Runs the load generator on core 1 and returns its JSON result. */
+async function runLoadgen(params) {
+  const deadlineMs = isQuick ? 60000 : 240000;
+  const child = spawnPinned(
+    1,
+    [process.execPath, 'bench/loadgen.js', JSON.stringify({ clockTicks, deadlineMs, ...params })],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const stdout = tail(child.stdout);
+  const stderr = tail(child.stderr);
+  const [code] = await once(child, 'exit');
+  if (code !== 0) throw new Error(`load generator exited ${code}: ${stderr.text.trim()}`);
+  const line = stdout.text.trim().split('\n').pop();
+  return JSON.parse(line);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+
+/** results[scenario][subject] = [{ metrics, info, checks, checkTotal } | { error }] per rep */
+const results = {};
+function record(scenario, subject, result) {
+  results[scenario] ??= {};
+  (results[scenario][subject] ??= []).push(result);
+}
+
+function log(text) {
+  process.stderr.write(`${text}\n`);
+}
+
+function brief(metrics) {
+  return Object.entries(metrics)
+    .map(([key, value]) => `${key}=${format(value)}`)
+    .join(' ');
+}
+
+async function measure(scenario, subject, rep, run) {
+  const started = Date.now();
+  try {
+    const result = await run();
+    record(scenario, subject, result);
+    const checks =
+      result.checkTotal > 0
+        ? ` CHECK FAILED ${JSON.stringify(result.checks)}`
+        : result.rows
+          ? ''
+          : ' (all deliveries checked)';
+    log(
+      `[${scenario} ${rep + 1}/${reps}] ${subject}: ${result.metrics ? brief(result.metrics) : `${result.rows.length} rows`}${checks} (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+    );
+  } catch (error) {
+    record(scenario, subject, { error: error.message });
+    log(`[${scenario} ${rep + 1}/${reps}] ${subject}: FAILED ${error.message}`);
+  }
+}
+
+async function runServerScenario(name) {
+  const scenario = SERVER_SCENARIOS[name];
+  for (let rep = 0; rep < reps; rep++) {
+    // Servers take turns within each repetition, so drift on this shared machine hits all alike.
+    for (const server of servers) {
+      await measure(name, server, rep, async () => {
+        const started = await startServer(server, { multi: scenario.multi === true });
+        try {
+          return await runLoadgen({
+            mode: name,
+            url: started.url,
+            pids: started.pids,
+            ...scenario.params,
+          });
+        } finally {
+          await started.stop();
+        }
+      });
+    }
+  }
+}
+
+async function runClientScenario() {
+  for (let rep = 0; rep < reps; rep++) {
+    for (const client of Object.keys(CLIENT_LABELS)) {
+      await measure('client', client, rep, async () => {
+        const started = await startServer('raw');
+        try {
+          return await runLoadgen({
+            mode: 'client',
+            client,
+            url: started.url,
+            pids: started.pids,
+            count: clientCount,
+          });
+        } finally {
+          await started.stop();
+        }
+      });
+    }
+  }
+}
+
+async function runPublishScenario() {
+  for (let rep = 0; rep < reps; rep++) {
+    for (const client of Object.keys(PUBLISH_LABELS)) {
+      await measure('publish', client, rep, async () => {
+        const started = await startServer('ours');
+        try {
+          return await runLoadgen({
+            mode: 'publish',
+            client,
+            url: started.url,
+            pids: started.pids,
+            count: publishCount,
+            warmup: isQuick ? 200 : 500,
+          });
+        } finally {
+          await started.stop();
+        }
+      });
+    }
+  }
+}
+
+async function runParserScenario() {
+  for (let rep = 0; rep < reps; rep++) {
+    await measure('parser', 'parser', rep, () => runLoadgen({ mode: 'parser', quick: isQuick }));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Medians, the table and the bars
+
+function median(values) {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function format(value) {
+  if (!Number.isFinite(value)) return 'n/a';
+  const abs = Math.abs(value);
+  if (abs >= 1000) return Math.round(value).toLocaleString('en-US');
+  if (abs >= 100) return value.toFixed(0);
+  if (abs >= 10) return value.toFixed(1);
+  return value.toFixed(2);
+}
+
+/** Per scenario and subject: the medians, how many reps succeeded, the summed check failures. */
+function summarizeResults() {
+  const summary = {};
+  for (const [scenario, subjects] of Object.entries(results)) {
+    if (scenario === 'parser') continue;
+    summary[scenario] = {};
+    for (const [subject, runs] of Object.entries(subjects)) {
+      const ok = runs.filter((run) => run.error === undefined);
+      const keys = new Set(ok.flatMap((run) => Object.keys(run.metrics)));
+      const medians = {};
+      for (const key of keys) medians[key] = median(ok.map((run) => run.metrics[key]));
+      summary[scenario][subject] = {
+        medians,
+        runs: ok.length,
+        errors: runs.filter((run) => run.error !== undefined).map((run) => run.error),
+        checkFailures: ok.reduce((sum, run) => sum + run.checkTotal, 0),
+      };
+    }
+  }
+  const parserRuns = (results.parser?.parser ?? []).filter((run) => run.error === undefined);
+  if (parserRuns.length > 0) {
+    summary.parser = {};
+    const byParser = {};
+    for (const run of parserRuns) {
+      for (const row of run.rows) {
+        const size = row.workload.startsWith('small') ? 'small' : 'large';
+        const entry = ((byParser[row.parser] ??= {})[size] ??= {
+          mb: [],
+          events: [],
+          label: row.workload,
+        });
+        entry.mb.push(row.mbPerSecond);
+        entry.events.push(row.eventsPerSecond);
+      }
+    }
+    for (const [parser, sizes] of Object.entries(byParser)) {
+      const medians = {};
+      const workloads = {};
+      for (const [size, entry] of Object.entries(sizes)) {
+        medians[`${size}MBps`] = median(entry.mb);
+        medians[`${size}EventsPerSecond`] = median(entry.events);
+        workloads[size] = entry.label;
+      }
+      summary.parser[parser] = {
+        medians,
+        runs: parserRuns.length,
+        errors: [],
+        checkFailures: 0,
+        workloads,
+      };
+    }
+  }
+  return summary;
+}
+
+function tableRows(summary) {
+  const rows = [];
+  const add = (scenario, [key, label, unit, better], subjects, reference, labels) => {
+    const data = summary[scenario];
+    if (data === undefined) return;
+    const refValue = data[reference]?.medians[key];
+    for (const subject of subjects) {
+      const entry = data[subject];
+      if (entry === undefined) continue;
+      const value = entry.medians[key];
+      let cell = entry.runs === 0 ? `failed: ${entry.errors[0] ?? ''}` : format(value);
+      if (entry.checkFailures > 0) cell += ' ⚠ deliveries wrong';
+      const ratio =
+        better === 'info' ||
+        !Number.isFinite(refValue) ||
+        !Number.isFinite(value) ||
+        entry.runs === 0
+          ? ''
+          : `${(value / refValue).toFixed(2)}×`;
+      rows.push([
+        scenario,
+        `${label} (${unit})${better === 'info' ? '' : `, ${better} is better`}`,
+        labels[subject] ?? subject,
+        cell,
+        ratio,
+      ]);
+    }
+  };
+  for (const [scenario, definition] of Object.entries(SERVER_SCENARIOS)) {
+    for (const metric of definition.metrics) add(scenario, metric, servers, 'raw', SERVER_LABELS);
+  }
+  add(
+    'client',
+    ['eventsPerSecond', 'events per second', '/s', 'higher'],
+    Object.keys(CLIENT_LABELS),
+    'eventsource',
+    CLIENT_LABELS,
+  );
+  add(
+    'publish',
+    ['eventsPerSecond', 'events per second', '/s', 'higher'],
+    Object.keys(PUBLISH_LABELS),
+    'undici',
+    PUBLISH_LABELS,
+  );
+  add(
+    'publish',
+    ['clientCpuPerEventUs', 'publisher process CPU per event', 'µs', 'lower'],
+    Object.keys(PUBLISH_LABELS),
+    'undici',
+    PUBLISH_LABELS,
+  );
+  for (const size of ['small', 'large']) {
+    const label = summary.parser?.['eventsource-toolkit bytes']?.workloads?.[size] ?? size;
+    for (const mode of ['bytes', 'string']) {
+      add(
+        'parser',
+        [`${size}MBps`, `${label}, ${mode} input`, 'MB/s', 'higher'],
+        [`eventsource-parser ${mode}`, `eventsource-toolkit ${mode}`],
+        `eventsource-parser ${mode}`,
+        {},
+      );
+    }
+  }
+  return rows;
+}
+
+function evaluateBars(summary) {
+  const get = (scenario, subject, key) => summary[scenario]?.[subject]?.medians[key];
+  const bars = [];
+  const bar = (name, scenario, ours, reference, compare, required, unit) => {
+    if (!Number.isFinite(ours) || !Number.isFinite(reference)) return;
+    const ratio = ours / reference;
+    bars.push({
+      name,
+      scenario,
+      ours,
+      reference,
+      ratio,
+      required,
+      unit,
+      pass: compare(ratio, ours),
+    });
+  };
+  bar(
+    'memory: RSS per idle subscriber ≤ 1.05 × raw',
+    'connections',
+    get('connections', 'ours', 'rssPerSubscriberKiB'),
+    get('connections', 'raw', 'rssPerSubscriberKiB'),
+    (r) => r <= 1.05,
+    '≤ 1.05×',
+    'KiB',
+  );
+  bar(
+    'unicast: server CPU per delivery ≤ 1.0 × raw',
+    'unicast',
+    get('unicast', 'ours', 'cpuPerDeliveryUs'),
+    get('unicast', 'raw', 'cpuPerDeliveryUs'),
+    (r) => r <= 1.0,
+    '≤ 1.00×',
+    'µs',
+  );
+  bar(
+    'unicast: deliveries/s ≥ 1.25 × better-sse',
+    'unicast',
+    get('unicast', 'ours', 'deliveriesPerSecond'),
+    get('unicast', 'better-sse', 'deliveriesPerSecond'),
+    (r) => r >= 1.25,
+    '≥ 1.25×',
+    '/s',
+  );
+  bar(
+    'broadcast: deliveries/s ≥ raw',
+    'broadcast',
+    get('broadcast', 'ours', 'deliveriesPerSecond'),
+    get('broadcast', 'raw', 'deliveriesPerSecond'),
+    (r) => r >= 1.0,
+    '≥ 1.00×',
+    '/s',
+  );
+  const p50 = get('broadcast', 'ours', 'latencyP50Ms');
+  if (Number.isFinite(p50)) {
+    bars.push({
+      name: 'broadcast: median delivery latency ≤ 15 ms',
+      scenario: 'broadcast',
+      ours: p50,
+      reference: 15,
+      ratio: p50 / 15,
+      required: '≤ 15 ms',
+      unit: 'ms',
+      pass: p50 <= 15,
+    });
+  }
+  bar(
+    'client: EventSourceClient ≥ 1.5 × `eventsource` events/s (both addEventListener)',
+    'client',
+    get('client', 'toolkit', 'eventsPerSecond'),
+    get('client', 'eventsource', 'eventsPerSecond'),
+    (r) => r >= 1.5,
+    '≥ 1.50×',
+    '/s',
+  );
+  const library = Math.max(
+    get('client', 'toolkit', 'eventsPerSecond') ?? NaN,
+    get('client', 'toolkit-onEvent', 'eventsPerSecond') ?? NaN,
+  );
+  bar(
+    'client: `eventsource-client --json` ≥ 0.5 × the faster library way',
+    'client',
+    get('client', 'cli-json', 'eventsPerSecond'),
+    library,
+    (r) => r >= 0.5,
+    '≥ 0.50×',
+    '/s',
+  );
+  bar(
+    'publish: sendRequest ≥ 0.9 × undici.request events/s',
+    'publish',
+    get('publish', 'sendRequest', 'eventsPerSecond'),
+    get('publish', 'undici', 'eventsPerSecond'),
+    (r) => r >= 0.9,
+    '≥ 0.90×',
+    '/s',
+  );
+  for (const size of ['small', 'large']) {
+    for (const mode of ['bytes', 'string']) {
+      bar(
+        `parser: ${size} events, ${mode} input ≥ eventsource-parser`,
+        'parser',
+        get('parser', `eventsource-toolkit ${mode}`, `${size}MBps`),
+        get('parser', `eventsource-parser ${mode}`, `${size}MBps`),
+        (r) => r >= 1.0,
+        '≥ 1.00×',
+        'MB/s',
+      );
+    }
+  }
+  return bars;
+}
+
+function markdown(rows, bars, meta) {
+  const lines = [
+    `Command: \`${meta.command}\` (${meta.reps} repetition${meta.reps === 1 ? '' : 's'}, medians)  `,
+    `Node ${meta.node}, ${meta.cpu}, ${meta.cores} cores; ${meta.pinning}  `,
+    `Load average (1 min) before / after the run: ${meta.loadAverage.before.toFixed(1)} / ${meta.loadAverage.after.toFixed(1)}; ${meta.seconds} s  `,
+    `Date: ${meta.date}`,
+    '',
+    '| scenario | metric | subject | median | × reference |',
+    '| --- | --- | --- | ---: | ---: |',
+  ];
+  for (const row of rows) lines.push(`| ${row.join(' | ')} |`);
+  lines.push(
+    '',
+    'The reference of each scenario is its first subject: the raw floor for servers, `eventsource` for clients,',
+    'the undici loop for publishing, eventsource-parser for parsing.',
+    '',
+    '| bar | required | ours | reference | ratio | |',
+    '| --- | --- | ---: | ---: | ---: | --- |',
+  );
+  for (const b of bars) {
+    lines.push(
+      `| ${b.name} | ${b.required} | ${format(b.ours)} ${b.unit} | ${format(b.reference)} ${b.unit} | ${b.ratio.toFixed(2)}× | ${b.pass ? 'pass' : '**FAIL**'} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function main() {
+  const started = Date.now();
+  const loadBefore = loadavg()[0];
+  const pinning = hasTaskset
+    ? 'servers on core 0 and the load generator on core 1 (taskset)'
+    : 'not pinned (no taskset or one core)';
+  log(
+    `bench: node ${process.version}, ${cpuModel}, ${cores} cores, ${pinning}; ${reps} rep(s)${isQuick ? ', quick' : ''}`,
+  );
+  if (!hasNchan) log('bench: nginx or the nchan module is not installed; nchan is left out');
+  for (const name of selected) {
+    if (name in SERVER_SCENARIOS) await runServerScenario(name);
+    else if (name === 'client') await runClientScenario();
+    else if (name === 'publish') await runPublishScenario();
+    else if (name === 'parser') await runParserScenario();
+  }
+  const summary = summarizeResults();
+  const bars = evaluateBars(summary);
+  const argv = process.argv.slice(2).join(' ');
+  const meta = {
+    command: `npm run bench${argv ? ` -- ${argv}` : ''}`,
+    reps,
+    quick: isQuick,
+    node: process.version,
+    cpu: cpuModel,
+    cores,
+    pinning,
+    date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    seconds: Math.round((Date.now() - started) / 1000),
+    loadAverage: { before: loadBefore, after: loadavg()[0] },
+  };
+  const text = markdown(tableRows(summary), bars, meta);
+  process.stdout.write(`${text}\n`);
+  log(`bench: done in ${meta.seconds} s`);
+  if (flags.json !== undefined) {
+    writeFileSync(flags.json, `${JSON.stringify({ meta, summary, bars, results }, null, 2)}\n`);
+    log(`bench: results written to ${flags.json}`);
+  }
+  const hasFailures = Object.values(summary).some((subjects) =>
+    Object.values(subjects).some((s) => s.checkFailures > 0 || s.runs === 0),
+  );
+  if (hasFailures) {
+    log('bench: some runs failed or delivered wrongly (see above)');
+    process.exitCode = 1;
+  }
+}
+
+await main();
