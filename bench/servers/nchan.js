@@ -7,7 +7,7 @@
 // bench/run.js imports `createNchanConfig()` and starts nginx itself, so that it knows the worker's
 // pid (the process to measure).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -106,5 +106,8 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const child = spawn(command, args, { stdio: 'inherit' });
   process.stderr.write(`listening on http://${values.host}:${values.port}/ (nginx in ${dir})\n`);
   for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => child.kill('SIGTERM'));
-  child.on('exit', (code) => process.exit(code ?? 0));
+  child.on('exit', (code) => {
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(code ?? 0);
+  });
 }
