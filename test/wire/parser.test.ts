@@ -118,6 +118,36 @@ describe('parser streams and reconnections', () => {
     assert.deepEqual(events, [{ event: 'message', data: 'b', id: '' }]);
   });
 
+  test('bytes decode the same whatever mix of ASCII-only and other chunks they arrive in', () => {
+    // ASCII-only chunks take a faster path than the TextDecoder; pieces of multi-byte characters,
+    // truncated sequences and invalid bytes between them must still decode as one whole decode()
+    // of the stream does.
+    const pieces = [
+      [0x61],
+      [0x62, 0x63],
+      [0xc3, 0xa9],
+      [0xe2, 0x82, 0xac],
+      [0xf0, 0x9f, 0x98, 0x80],
+    ];
+    pieces.push([0xe2, 0x82], [0xf0, 0x9f], [0xff], [0x80], [0xc0, 0xaf], [0xed, 0xa0, 0x80]);
+    const random = createRandom(0xa5c11);
+    for (let run = 0; run < 300; run++) {
+      const body: number[] = [];
+      const pieceCount = 1 + Math.floor(random() * 12);
+      for (let i = 0; i < pieceCount; i++) {
+        body.push(...(pieces[Math.floor(random() * pieces.length)] ?? []));
+      }
+      const input = Uint8Array.from([...toBytes('data: '), ...body, 0x0a, 0x0a]);
+      const data = new TextDecoder().decode(Uint8Array.from(body));
+      const chunks = randomChunks(input, random, 1 + (run % 6));
+      assert.deepEqual(
+        parseChunks(chunks).events,
+        [{ event: 'message', data, id: '' }],
+        `chunks: ${JSON.stringify(chunks.map((chunk) => [...chunk]))}`,
+      );
+    }
+  });
+
   test('callbacks are optional except onEvent', () => {
     const events: ParsedEvent[] = [];
     const parser = createParser({ onEvent: (event) => events.push(event) });
