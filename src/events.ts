@@ -83,6 +83,17 @@ export class Event {
   }
 }
 
+/**
+ * The decimal text of a sequence number. Numbers this large (about 1.8e15) are not small integers
+ * for V8, and their general conversion is slow; two small halves convert fast.
+ */
+function seqToString(seq: number): string {
+  if (seq < 1e9) return String(seq);
+  const high = Math.floor(seq / 1e9);
+  const low = seq - high * 1e9;
+  return `${high}${low < 1e8 ? String(low).padStart(9, '0') : low}`;
+}
+
 // The TypeScript mixin pattern requires exactly this constructor signature.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Constructor<T> = new (...args: any[]) => T;
@@ -96,7 +107,7 @@ type Constructor<T> = new (...args: any[]) => T;
 export function withId<T extends Constructor<Event>>(Base: T) {
   return class WithId extends Base {
     override get id(): string | undefined {
-      return String(this.seq);
+      return seqToString(this.seq);
     }
   };
 }

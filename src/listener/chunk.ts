@@ -1,14 +1,18 @@
 /**
  * A block of the event stream, encoded once and written as is to every subscriber.
  *
- * Streams to HTTP/1.1 clients use chunked transfer encoding, so the block is stored already framed
- * as one HTTP chunk (`<hex length>\r\n<block>\r\n`): writing an event to a thousand sockets is a
- * thousand writes of the same Buffer, with no per-subscriber framing or copying. HTTP/1.0 clients
- * get the same bytes without the frame (a view into the same Buffer).
+ * Streams to HTTP/1.1 clients use chunked transfer encoding, so the block is kept already framed as
+ * one HTTP chunk (`<hex length>\r\n<block>\r\n`) and written straight to the socket, with no
+ * per-subscriber framing. It is kept as a string, which the socket encodes as it writes (no Buffer
+ * per event for the usual one-subscriber case, and nothing but a string held in the history); an
+ * event going to several subscribers is encoded once into a Buffer (`share()`) that every write reuses.
+ * HTTP/1.0 clients get the same bytes without the frame.
  */
 export class Chunk {
-  /** The block framed as one HTTP/1.1 chunk. */
-  readonly framed: Buffer;
+  /** The block framed as one HTTP/1.1 chunk: text, or a Buffer once shared (or when large). */
+  framed: string | Buffer;
+  /** Bytes of the framed block. */
+  readonly size: number;
   private readonly headerLength: number;
 
   /**
@@ -24,16 +28,26 @@ export class Chunk {
     const length = Buffer.byteLength(block);
     const header = `${length.toString(16)}\r\n`;
     this.headerLength = header.length;
-    this.framed = Buffer.from(`${header}${block}\r\n`);
+    this.size = header.length + length + 2;
+    const text = `${header}${block}\r\n`;
+    // A large block goes to a Buffer at once: outside the JavaScript heap, it is freed as soon as
+    // the history and the sockets let go of it, and a slow socket keeps a view, not a copy.
+    this.framed = length > LARGE ? Buffer.from(text) : text;
+  }
+
+  /** Encodes the chunk once, for writing it to many sockets. */
+  share(): void {
+    if (typeof this.framed === 'string') this.framed = Buffer.from(this.framed);
   }
 
   /** The block without the chunk frame, for HTTP/1.0 streams. */
-  get raw(): Buffer {
-    return this.framed.subarray(this.headerLength, this.framed.length - 2);
-  }
-
-  /** Bytes this chunk holds. */
-  get size(): number {
-    return this.framed.length;
+  get raw(): Buffer | string {
+    const framed = this.framed;
+    return typeof framed === 'string'
+      ? framed.slice(this.headerLength, framed.length - 2)
+      : framed.subarray(this.headerLength, framed.length - 2);
   }
 }
+
+/** Blocks larger than this many bytes are kept as Buffers from the start. */
+const LARGE = 16 * 1024;

@@ -103,6 +103,7 @@ export interface Listener {
 
 const TEXT = 'text/plain; charset=utf-8';
 const KEEPALIVE = new Chunk(encodeComment());
+KEEPALIVE.share();
 
 /**
  * Checks a number option.
@@ -180,6 +181,7 @@ export function createListener(options: ListenerOptions = {}): Listener {
     options.publishSecret === undefined ? undefined : sha256(`Bearer ${options.publishSecret}`);
   const broker = options.broker ?? new MemoryBroker(options);
   const actions = new Set(eventClass.ACTIONS);
+  const tooLargeMessage = `Request body is larger than ${maxBody} bytes`;
   const startedAt = Date.now();
 
   const context: SubscriberContext = {
@@ -190,6 +192,7 @@ export function createListener(options: ListenerOptions = {}): Listener {
       'X-Accel-Buffering': 'no',
     },
     streams: new Set(),
+    corkSingleWrites: false,
     delivered: 0,
     dropped: 0,
     cutOff: 0,
@@ -210,9 +213,9 @@ export function createListener(options: ListenerOptions = {}): Listener {
   let isClosing = false;
 
   function corsHeaders(req: http.IncomingMessage): Record<string, string> | undefined {
+    if (corsOrigins.length === 0) return undefined;
     const origin = req.headers.origin;
-    if (origin === undefined || corsOrigins.length === 0) return undefined;
-    if (!isAnyOrigin && !corsOrigins.includes(origin)) return undefined;
+    if (origin === undefined || (!isAnyOrigin && !corsOrigins.includes(origin))) return undefined;
     return {
       'Access-Control-Allow-Origin': origin,
       'Access-Control-Allow-Credentials': 'true',
@@ -220,24 +223,31 @@ export function createListener(options: ListenerOptions = {}): Listener {
     };
   }
 
+  /**
+   * Answers a request with a complete body. Headers go as a flat list (cheaper for Node than an
+   * object): this runs once per POST.
+   */
   function reply(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     status: number,
     body: string,
-    headers: Record<string, string | number> = {},
+    extraHeaders?: string[],
   ): void {
     if (res.headersSent) {
       res.end();
       return;
     }
+    const headers = [
+      'Content-Type',
+      status < 300 && body.charCodeAt(0) === 123 ? 'application/json' : TEXT,
+      'Content-Length',
+      String(Buffer.byteLength(body)),
+    ];
     const cors = corsHeaders(req);
-    res.writeHead(status, {
-      'Content-Type': status < 300 && body.startsWith('{') ? 'application/json' : TEXT,
-      'Content-Length': Buffer.byteLength(body),
-      ...cors,
-      ...headers,
-    });
+    if (cors !== undefined) for (const name in cors) headers.push(name, cors[name] as string);
+    if (extraHeaders !== undefined) headers.push(...extraHeaders);
+    res.writeHead(status, headers);
     res.end(body);
   }
 
@@ -248,7 +258,16 @@ export function createListener(options: ListenerOptions = {}): Listener {
     return given !== undefined && timingSafeEqual(sha256(given), secretDigest);
   }
 
-  async function accept(token: string, action: string, body: string): Promise<PublishOutcome> {
+  /**
+   * Turns a POST into a broker call. Synchronous for the in-memory broker (no promise or microtask
+   * per event); a broker that needs I/O returns a promise.
+   * @throws PublishError for a refused action or body.
+   */
+  function accept(
+    token: string,
+    action: string,
+    body: string,
+  ): PublishOutcome | Promise<PublishOutcome> {
     if (!actions.has(action)) throw new PublishError(404, 'Unknown action requested');
     if (action === eventClass.FINISH) return broker.finish(token);
     if (action === eventClass.RETRY) {
@@ -283,6 +302,50 @@ export function createListener(options: ListenerOptions = {}): Listener {
     return outcome;
   }
 
+  // The JSON of each action name, made once: every 2xx reply carries it.
+  const actionJson = new Map(eventClass.ACTIONS.map((action) => [action, JSON.stringify(action)]));
+
+  function answerOutcome(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    token: string,
+    action: string,
+    outcome: PublishOutcome,
+  ): void {
+    if (outcome.status === 404) {
+      reply(req, res, 404, 'Target is not connected');
+      return;
+    }
+    const id = outcome.id === null ? 'null' : JSON.stringify(outcome.id);
+    reply(
+      req,
+      res,
+      outcome.status,
+      `{"token":${JSON.stringify(token)},"action":${actionJson.get(action)},"id":${id},"subscribers":${outcome.subscribers}}`,
+    );
+  }
+
+  function answerError(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    token: string,
+    action: string,
+    error: unknown,
+  ): void {
+    if (error instanceof PublishError) {
+      reply(req, res, error.status, error.message);
+      return;
+    }
+    debug('POST %s/%s failed: %s', action, token, flattenError(error));
+    const status = (error as { status?: unknown }).status;
+    reply(
+      req,
+      res,
+      typeof status === 'number' ? status : 500,
+      typeof status === 'number' ? (error as Error).message : 'Internal error',
+    );
+  }
+
   function handlePost(
     req: http.IncomingMessage,
     res: http.ServerResponse,
@@ -291,9 +354,10 @@ export function createListener(options: ListenerOptions = {}): Listener {
   ): void {
     if (!isAuthorized(req)) {
       req.resume();
-      reply(req, res, 401, 'Unauthorized: a valid Bearer secret is required', {
-        'WWW-Authenticate': 'Bearer',
-      });
+      reply(req, res, 401, 'Unauthorized: a valid Bearer secret is required', [
+        'WWW-Authenticate',
+        'Bearer',
+      ]);
       return;
     }
     if (!actions.has(action)) {
@@ -301,62 +365,50 @@ export function createListener(options: ListenerOptions = {}): Listener {
       reply(req, res, 404, 'Unknown action requested');
       return;
     }
-    const tooLarge = `Request body is larger than ${maxBody} bytes`;
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > maxBody) {
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > maxBody) {
       // Say so at once and close the connection rather than read a body that will be refused.
-      reply(req, res, 413, tooLarge, { Connection: 'close' });
+      reply(req, res, 413, tooLargeMessage, ['Connection', 'close']);
       req.resume();
       return;
     }
-    const chunks: Buffer[] = [];
+    let first: Buffer | undefined;
+    let rest: Buffer[] | undefined;
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= maxBody) chunks.push(chunk);
-      else if (size > maxBody * 4 + 65536) req.destroy();
-    });
-    req.once('end', () => {
       if (size > maxBody) {
-        reply(req, res, 413, tooLarge, { Connection: 'close' });
+        if (size > maxBody * 4 + 65536) req.destroy();
+      } else if (first === undefined) first = chunk;
+      else (rest ??= [first]).push(chunk);
+    });
+    req.on('end', () => {
+      if (size > maxBody) {
+        reply(req, res, 413, tooLargeMessage, ['Connection', 'close']);
         return;
       }
       const body =
-        chunks.length === 1
-          ? (chunks[0] as Buffer).toString('utf8')
-          : Buffer.concat(chunks, size).toString('utf8');
-      accept(token, action, body).then(
-        (outcome) => {
-          if (outcome.status === 404) {
-            reply(req, res, 404, 'Target is not connected');
-            return;
-          }
-          reply(
-            req,
-            res,
-            outcome.status,
-            `{"token":${JSON.stringify(token)},"action":${JSON.stringify(action)},"id":${
-              outcome.id === null ? 'null' : JSON.stringify(outcome.id)
-            },"subscribers":${outcome.subscribers}}`,
-          );
-        },
-        (error: unknown) => {
-          if (error instanceof PublishError) {
-            reply(req, res, error.status, error.message);
-            return;
-          }
-          debug('POST %s/%s failed: %s', action, token, flattenError(error));
-          const status = (error as { status?: unknown }).status;
-          reply(
-            req,
-            res,
-            typeof status === 'number' ? status : 500,
-            typeof status === 'number' ? (error as Error).message : 'Internal error',
-          );
-        },
-      );
+        rest !== undefined
+          ? Buffer.concat(rest, size).toString('utf8')
+          : first === undefined
+            ? ''
+            : first.toString('utf8');
+      let outcome: PublishOutcome | Promise<PublishOutcome>;
+      try {
+        outcome = accept(token, action, body);
+      } catch (error) {
+        answerError(req, res, token, action, error);
+        return;
+      }
+      if (outcome instanceof Promise) {
+        outcome.then(
+          (result) => answerOutcome(req, res, token, action, result),
+          (error: unknown) => answerError(req, res, token, action, error),
+        );
+      } else answerOutcome(req, res, token, action, outcome);
     });
-    req.once('error', (error) => debug('POST body error: %s', flattenError(error)));
+    // No 'error' listener: an aborted request without one is destroyed quietly by Node, and the
+    // reply it would have had is no longer wanted.
   }
 
   function handleSubscribe(
@@ -366,11 +418,11 @@ export function createListener(options: ListenerOptions = {}): Listener {
     queryLastEventId: string | undefined,
   ): void {
     if (isClosing) {
-      reply(req, res, 503, 'Listener is shutting down', { 'Retry-After': 5 });
+      reply(req, res, 503, 'Listener is shutting down', ['Retry-After', '5']);
       return;
     }
     if (context.streams.size >= maxConnections) {
-      reply(req, res, 503, 'Too many connections', { 'Retry-After': 5 });
+      reply(req, res, 503, 'Too many connections', ['Retry-After', '5']);
       return;
     }
     const header = req.headers['last-event-id'];
@@ -455,7 +507,7 @@ export function createListener(options: ListenerOptions = {}): Listener {
     if (route.kind === 'event') {
       if (method === 'GET') {
         if (route.action === eventClass.LISTEN) handleSubscribe(req, res, route.token, lastEventId);
-        else reply(req, res, 301, 'Moved Permanently', { Location: `${prefix}/` });
+        else reply(req, res, 301, 'Moved Permanently', ['Location', `${prefix}/`]);
         return;
       }
       if (method === 'POST') {
@@ -480,9 +532,10 @@ export function createListener(options: ListenerOptions = {}): Listener {
       return;
     }
     req.resume();
-    reply(req, res, 405, 'Method not allowed', {
-      Allow: route.kind === 'event' ? 'GET, POST, OPTIONS' : 'GET',
-    });
+    reply(req, res, 405, 'Method not allowed', [
+      'Allow',
+      route.kind === 'event' ? 'GET, POST, OPTIONS' : 'GET',
+    ]);
   };
 
   async function listen(port = 8888, host = '0.0.0.0'): Promise<string> {

@@ -184,7 +184,16 @@ export class MemoryBroker implements Broker {
       return { status: 202, id: chunk.id ?? null, subscribers: 0 };
     }
     const subscribers = state.subscribers;
-    for (let i = 0; i < subscribers.length; i++) (subscribers[i] as Subscriber).write(chunk);
+    if (live === 1) {
+      const subscriber = subscribers[0] as Subscriber;
+      subscriber.context.corkSingleWrites = true;
+      subscriber.write(chunk);
+      subscriber.context.corkSingleWrites = false;
+    } else {
+      // Encode once for a fan-out; a single subscriber's socket encodes the text as it writes it.
+      chunk.share();
+      for (let i = 0; i < subscribers.length; i++) (subscribers[i] as Subscriber).write(chunk);
+    }
     return { status: 200, id: chunk.id ?? null, subscribers: live };
   }
 
@@ -213,6 +222,7 @@ export class MemoryBroker implements Broker {
     const live = state.subscribers.length;
     if (live === 0) return { status: 202, id: null, subscribers: 0 };
     const chunk = retryChunk(ms);
+    chunk.share();
     for (const subscriber of state.subscribers) subscriber.write(chunk);
     return { status: 200, id: null, subscribers: live };
   }

@@ -595,6 +595,7 @@ export class RedisBroker implements Broker {
     if (live.length === 0) return;
     if (message.type === 'e') {
       const chunk = (message.chunk ??= new Chunk(message.payload, message.seq));
+      if (live.length > 1) chunk.share();
       for (let i = 0; i < live.length; i++) {
         const local = live[i] as Local;
         if (message.seq > local.afterSeq) local.subscriber.write(chunk);

@@ -20,6 +20,12 @@ export interface SubscriberContext {
   readonly headers: Record<string, string>;
   /** Every open stream, for keepalive and shutdown. */
   readonly streams: Set<Subscriber>;
+  /**
+   * Whether a write is held until the end of the current tick (set by the broker while it
+   * delivers to a single subscriber). A fan-out writes at once, so that the first subscribers do
+   * not wait for the last ones.
+   */
+  corkSingleWrites: boolean;
   delivered: number;
   dropped: number;
   cutOff: number;
@@ -52,7 +58,7 @@ export class Subscriber {
   constructor(
     readonly token: string,
     private readonly res: ServerResponse,
-    private readonly context: SubscriberContext,
+    readonly context: SubscriberContext,
     private readonly extraHeaders: Record<string, string> | undefined,
   ) {}
 
@@ -116,8 +122,16 @@ export class Subscriber {
   }
 
   private send(chunk: Chunk): boolean {
-    if (this.socket !== null) return this.socket.write(this.isChunked ? chunk.framed : chunk.raw);
-    return this.res.write(chunk.raw);
+    const socket = this.socket;
+    if (socket === null) return this.res.write(chunk.raw);
+    if (this.context.corkSingleWrites && socket.writableCorked === 0) {
+      // Hold the bytes until the current tick ends, as Node does for every response it writes: the
+      // event then leaves together with the publisher's reply, and the process reading both is
+      // woken once instead of twice (on loopback that wake-up costs the sender more than the write).
+      socket.cork();
+      process.nextTick(uncorkSocket, socket);
+    }
+    return socket.write(this.isChunked ? chunk.framed : chunk.raw);
   }
 
   private flush(): void {
@@ -209,6 +223,10 @@ function countEvents(queue: Chunk[] | undefined): number {
   let count = 0;
   if (queue !== undefined) for (const chunk of queue) if (chunk.seq !== 0) count++;
   return count;
+}
+
+function uncorkSocket(socket: Socket): void {
+  socket.uncork();
 }
 
 // One shared listener for every response, rather than a closure per subscriber.
