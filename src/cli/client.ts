@@ -4,6 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import { EventSourceClient, EventSourceErrorEvent, type ClientEvent } from '../client.js';
 import { enableDebug } from '../debug.js';
 import { ContentTypeError, flattenError, HttpStatusError } from '../errors.js';
@@ -301,5 +302,13 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
 
 /** Runs eventsource-client as the process (see bin/eventsource-client.js). */
 export function main(): void {
+  // undici parses HTTP with llhttp, compiled to WebAssembly when the first connection opens. Once
+  // a response has been parsed, V8 recompiles llhttp's one huge function with its optimizing
+  // compiler on a background thread: about 300 ms of CPU, which Node waits for before the process
+  // can exit (`--count 1` exits that much later), and which takes a core from the event loop
+  // meanwhile. On an event stream llhttp only frames the body (the bytes pass through as spans),
+  // so the baseline code is enough: raise the tiering budget out of reach for this process. The
+  // process is the CLI's own, and the flag is read when the module compiles, which is later.
+  setFlagsFromString('--wasm-tiering-budget=2000000000');
   runMain(run);
 }
