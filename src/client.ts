@@ -90,33 +90,49 @@ export interface EventSourceClientOptions {
  * `EventTarget` as real `Event`s.
  */
 export class EventSourceMessageEvent {
+  // Fields are declared, not initialized, and each is assigned once in the constructor: one
+  // object per event, built without the property definitions that class field syntax adds.
   /** The event type. */
-  readonly type: string;
+  declare readonly type: string;
   /** The event's data. */
-  readonly data: string;
+  declare readonly data: string;
   /** The last event ID string (`''` when none). */
-  readonly lastEventId: string;
+  declare readonly lastEventId: string;
   /** The last event ID, or `null` when empty. */
-  readonly id: string | null;
+  declare readonly id: string | null;
   /** The event type (the same as `type`). */
-  readonly event: string;
+  declare readonly event: string;
   /** The origin of the URL the client connected to. */
-  readonly origin: string;
+  declare readonly origin: string;
   /** The client that dispatched the event. */
-  readonly target: EventSourceClient;
+  declare readonly target: EventSourceClient;
   /** The client that dispatched the event. */
-  readonly currentTarget: EventSourceClient;
+  declare readonly currentTarget: EventSourceClient;
   /** Set by `stopImmediatePropagation()`: no further listener is called. */
-  isStopped = false;
-  constructor(event: ClientEvent, origin: string, target: EventSourceClient) {
-    this.type = event.event;
-    this.data = event.data;
-    this.lastEventId = event.lastEventId;
-    this.id = event.id;
-    this.event = event.event;
+  declare isStopped: boolean;
+  /**
+   * @param type The event type.
+   * @param data The event's data.
+   * @param lastEventId The last event ID string (`''` when none).
+   * @param origin The origin of the URL the client connected to.
+   * @param target The client that dispatches the event.
+   */
+  constructor(
+    type: string,
+    data: string,
+    lastEventId: string,
+    origin: string,
+    target: EventSourceClient,
+  ) {
+    this.type = type;
+    this.data = data;
+    this.lastEventId = lastEventId;
+    this.id = lastEventId === '' ? null : lastEventId;
+    this.event = type;
     this.origin = origin;
     this.target = target;
     this.currentTarget = target;
+    this.isStopped = false;
   }
   /** Calls no further listener for this event. */
   stopImmediatePropagation(): void {
@@ -125,7 +141,9 @@ export class EventSourceMessageEvent {
   /** Does nothing: the event is not cancelable (as in browsers). */
   preventDefault(): void {}
   /** Always `false`: the event is not cancelable. */
-  readonly defaultPrevented = false;
+  get defaultPrevented(): boolean {
+    return false;
+  }
 }
 
 /** A listener for an {@link EventSourceClient}'s events. */
@@ -486,9 +504,11 @@ export class EventSourceClient extends EventTarget {
 
   // Calls the listeners of one event type with a plain MessageEvent-shaped object.
   #dispatchMessage(registrations: Registration[], event: EventSourceMessageEvent): void {
-    for (const registration of registrations) {
+    // An indexed loop: until V8 optimizes this function, for...of costs an iterator per event.
+    for (let i = 0; i < registrations.length; i++) {
+      const registration = registrations[i] as Registration;
       if (registration.once) this.#unregister(event.type, registration);
-      const { listener } = registration;
+      const listener = registration.listener;
       try {
         if (typeof listener === 'function') listener.call(this, event);
         else listener.handleEvent(event);
@@ -577,29 +597,28 @@ export class EventSourceClient extends EventTarget {
     this.close();
   };
 
-  // The hot path: one call per dispatched event.
+  // The hot path: one call per dispatched event. It makes one object per consumer kind that
+  // is present, and none for those that are not.
   #handleEvent = (parsed: ParsedEvent): void => {
     if (this.#readyState !== OPEN) return;
-    const id = parsed.id;
-    const event: ClientEvent = {
-      id: id === '' ? null : id,
-      event: parsed.event,
-      data: parsed.data,
-      lastEventId: id,
-    };
+    const { id, event: type, data } = parsed;
     // Every consumer gets the event being dispatched, even if one of them calls close().
-    if (this.#iterators.size > 0) this.#enqueue(event);
-    if (this.#onEvent !== undefined) this.#onEvent(event);
+    if (this.#onEvent !== undefined || this.#iterators.size > 0) {
+      const event: ClientEvent = { id: id === '' ? null : id, event: type, data, lastEventId: id };
+      if (this.#iterators.size > 0) this.#enqueue(event);
+      if (this.#onEvent !== undefined) this.#onEvent(event);
+    }
     // [spec] Create an event that uses the MessageEvent interface, with the event type, data, the
     // origin and the last event ID string; dispatch it at the EventSource object.
-    const registrations = this.#messageListeners.get(event.event);
+    const registrations = this.#messageListeners.get(type);
     if (registrations !== undefined) {
-      this.#dispatchMessage(registrations, new EventSourceMessageEvent(event, this.#origin, this));
-    } else if (event.event === 'open' || event.event === 'error') {
-      // A server-sent event named like a connection event reaches those listeners, as in browsers.
-      this.dispatchEvent(
-        Object.assign(new Event(event.event), { data: event.data, lastEventId: id }),
+      this.#dispatchMessage(
+        registrations,
+        new EventSourceMessageEvent(type, data, id, this.#origin, this),
       );
+    } else if (type === 'open' || type === 'error') {
+      // A server-sent event named like a connection event reaches those listeners, as in browsers.
+      this.dispatchEvent(Object.assign(new Event(type), { data, lastEventId: id }));
     }
   };
 
