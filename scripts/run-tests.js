@@ -22,9 +22,11 @@ if (files.length === 0) {
   console.error('run-tests: no test files found under build/test (did the build run?)');
   process.exit(1);
 }
+// The timeout also applies to each test file as a whole: the CLI suites spawn many processes and
+// take a minute or two on a busy 2-core machine. Each test sets its own, tighter timeout.
 const result = spawnSync(
   process.execPath,
-  ['--test', '--test-timeout=120000', '--test-concurrency=2', ...files],
+  ['--test', '--test-timeout=600000', '--test-concurrency=2', ...files],
   { stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);
