@@ -102,7 +102,11 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
   let isDecoding = false;
   // Text of an incomplete line carried over from earlier chunks. Kept as pieces so that a very long
   // line arriving in many chunks is joined once, not re-concatenated and re-scanned per chunk.
-  let pending: string[] = [];
+  // The one array for the whole stream, emptied rather than replaced, and made with a string in
+  // it: a fresh `[]` holds small integers as far as V8 is concerned, and the first push() of a
+  // string into one deoptimised the scanning loop once per parser.
+  const pending: string[] = [''];
+  pending.length = 0;
   let pendingLength = 0;
   // A chunk ended with CR: if the next one starts with LF, that LF belongs to the same line end.
   let skipLeadingLF = false;
@@ -150,7 +154,7 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
         eventType = value;
         break;
       case 'id':
-        setId(value);
+        setId(value, 0, value.length);
         break;
       case 'retry':
         // [spec] If the field value consists of only ASCII digits, then interpret the field value
@@ -174,12 +178,13 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     }
   }
 
-  function setId(value: string): void {
+  function setId(text: string, start: number, end: number): void {
     // [spec] If the field value does not contain U+0000 NULL, then set the last event ID buffer to
     // the field value. Otherwise, ignore the field.
-    // (A loop, not indexOf(): ids are short, and the builtin call costs more than the scan.)
-    for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) === 0) return;
-    lastEventIdBuffer = value;
+    // (Scanned in the text it came from, before any string is made for it: ids are short, and a
+    // loop over the chunk costs less than indexOf() on a fresh slice.)
+    for (let i = start; i < end; i++) if (text.charCodeAt(i) === 0) return;
+    lastEventIdBuffer = text.slice(start, end);
   }
 
   function processLine(text: string, start: number, end: number): void {
@@ -189,45 +194,51 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       return;
     }
     if (discarding) return;
+    const length = end - start;
     // [non-spec] The size limit counts the data buffer plus the whole line, the same measure
     // pushPending() applies to a line still arriving, so that where the chunks are cut does not
     // change which events are discarded.
-    if (data.length + (end - start) > limit) {
+    if (data.length + length > limit) {
       tooLarge();
       return;
     }
     // Fast paths for the usual `data:`, `id:` and `event:` lines, matched on their characters so
-    // that no string is made for the field name. A character past the line end is CR, LF or NaN,
-    // never a colon, so a match cannot straddle the line end.
-    if (
-      text.charCodeAt(start + 4) === COLON &&
-      text.charCodeAt(start) === 100 &&
-      text.charCodeAt(start + 1) === 97 &&
-      text.charCodeAt(start + 2) === 116 &&
-      text.charCodeAt(start + 3) === 97
-    ) {
-      appendData(valueOf(text, start + 5, end));
-      return;
-    }
-    processFieldLine(text, start, end);
-  }
-
-  // Every line but a blank or `data:` one: kept out of processLine() so that it stays small
-  // enough for V8 to inline into the scanning loop.
-  function processFieldLine(text: string, start: number, end: number): void {
+    // that no string is made for the field name. Each match first checks that the line is long
+    // enough, so that no character is read past the end of the text: one such read would make V8
+    // give up inlining that charCodeAt() for good, and every later call would cost a builtin call.
     const first = text.charCodeAt(start);
-    if (first === 105 && text.charCodeAt(start + 2) === COLON) {
-      if (text.charCodeAt(start + 1) === 100) {
-        setId(valueOf(text, start + 3, end));
+    if (first === 100) {
+      if (
+        length >= 5 &&
+        text.charCodeAt(start + 4) === COLON &&
+        text.charCodeAt(start + 1) === 97 &&
+        text.charCodeAt(start + 2) === 116 &&
+        text.charCodeAt(start + 3) === 97
+      ) {
+        appendData(valueOf(text, start + 5, end));
         return;
       }
-    } else if (first === 101 && text.charCodeAt(start + 5) === COLON) {
+    } else if (first === 105) {
       if (
+        length >= 3 &&
+        text.charCodeAt(start + 2) === COLON &&
+        text.charCodeAt(start + 1) === 100
+      ) {
+        // [spec] If value starts with a U+0020 SPACE character, remove it from value.
+        const from = length > 3 && text.charCodeAt(start + 3) === SPACE ? start + 4 : start + 3;
+        setId(text, from, end);
+        return;
+      }
+    } else if (first === 101) {
+      if (
+        length >= 6 &&
+        text.charCodeAt(start + 5) === COLON &&
         text.charCodeAt(start + 1) === 118 &&
         text.charCodeAt(start + 2) === 101 &&
         text.charCodeAt(start + 3) === 110 &&
         text.charCodeAt(start + 4) === 116
       ) {
+        // [spec] Set the event type buffer to the field value.
         eventType = valueOf(text, start + 6, end);
         return;
       }
@@ -235,8 +246,9 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     processOtherLine(text, start, end);
   }
 
-  // Comments, `retry:`, fields without a colon and unknown fields: the rarer lines, kept out of
-  // processLine() so that it stays small enough for V8 to inline into the scanning loop.
+  // Comments, `retry:`, fields without a colon, unknown fields and fields spelled out in a way
+  // processLine() does not match: the rarer lines, kept out of processLine() so that it stays
+  // small enough for V8 to inline into the scanning loop.
   function processOtherLine(text: string, start: number, end: number): void {
     if (text.charCodeAt(start) === COLON) {
       // [spec] If the line starts with a U+003A COLON character (:): Ignore the line.
@@ -284,7 +296,7 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       }
       pending.push(text.slice(position, end));
       const line = pending.join('');
-      pending = [];
+      pending.length = 0;
       pendingLength = 0;
       processLine(line, 0, line.length);
       position = afterLineEnd(text, end);
@@ -299,7 +311,7 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
         else processLine(text, position, end);
         position = end + 1;
         // The blank line that ends an event usually follows at once: dispatch without a search.
-        if (text.charCodeAt(position) === LF) {
+        if (position < text.length && text.charCodeAt(position) === LF) {
           dispatch();
           position++;
         }
@@ -352,12 +364,13 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     }
     // While discarding, keep one placeholder character instead of the line: enough to know that the
     // line is not blank when its end arrives, without holding its text.
-    pending = [' '];
+    pending.length = 0;
+    pending.push(' ');
     pendingLength = 1;
   }
 
   function clearStream(): void {
-    pending = [];
+    pending.length = 0;
     pendingLength = 0;
     skipLeadingLF = false;
     isStreamStart = true;
