@@ -308,7 +308,33 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       while (end !== -1) {
         // [spec] If the line is empty (a blank line): Dispatch the event.
         if (end === position) dispatch();
-        else processLine(text, position, end);
+        // The usual event ends with one `data:` line and its blank line. With no data before it
+        // (so the data buffer is empty) and within the size limit, that line and the blank line
+        // are the same as appending the value and dispatching, done in one step: the value
+        // never goes through the data buffer, and no search is made for the blank line.
+        else if (
+          !hasData &&
+          end + 1 < text.length &&
+          text.charCodeAt(end + 1) === LF &&
+          end - position >= 5 &&
+          text.charCodeAt(position) === 100 &&
+          text.charCodeAt(position + 4) === COLON &&
+          text.charCodeAt(position + 1) === 97 &&
+          text.charCodeAt(position + 2) === 116 &&
+          text.charCodeAt(position + 3) === 97 &&
+          !discarding &&
+          end - position <= limit
+        ) {
+          // [spec] Set the last event ID string of the event source to the value of the last
+          // event ID buffer. [...] Dispatch the newly created event.
+          lastEventId = lastEventIdBuffer;
+          const type = eventType || 'message';
+          eventType = '';
+          onEvent({ event: type, data: valueOf(text, position + 5, end), id: lastEventId });
+          position = end + 2;
+          end = text.indexOf('\n', position);
+          continue;
+        } else processLine(text, position, end);
         position = end + 1;
         // The blank line that ends an event usually follows at once: dispatch without a search.
         if (position < text.length && text.charCodeAt(position) === LF) {
