@@ -663,7 +663,7 @@ export class EventSourceClient extends EventTarget {
     this.#error = error;
     this.#attempt?.abort();
     this.#attempt = undefined;
-    this.#body?.destroy();
+    if (this.#body !== undefined) discardBody(this.#body);
     this.#body = undefined;
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#wakeUp?.();
@@ -784,12 +784,12 @@ export class EventSourceClient extends EventTarget {
       clearTimeout(connectTimer);
     }
     if (this.#attempt !== attempt) {
-      response.body.destroy();
+      discardBody(response.body);
       return { kind: 'closed' };
     }
     const { statusCode, body } = response;
     if (statusCode === 204) {
-      body.destroy();
+      discardBody(body);
       return { kind: 'no-content', error: new HttpStatusError(204, '', this.url) };
     }
     if (statusCode !== 200) {
@@ -806,7 +806,7 @@ export class EventSourceClient extends EventTarget {
     const contentType = String(response.headers['content-type'] ?? '');
     // [spec] ... or if res's `Content-Type` is not `text/event-stream`, then fail the connection.
     if (contentType.split(';', 1)[0]?.trim().toLowerCase() !== 'text/event-stream') {
-      body.destroy();
+      discardBody(body);
       return {
         kind: 'failed',
         error: new ContentTypeError(contentType, this.url),
@@ -841,7 +841,7 @@ export class EventSourceClient extends EventTarget {
               error: new ReadTimeoutError(readTimeoutMs),
               isPassing: true,
             });
-            body.destroy();
+            discardBody(body);
           } else {
             readTimer = setTimeout(check, readTimeoutMs - silentMs);
           }
@@ -882,6 +882,15 @@ function toError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
 
+/**
+ * Drops a response body. Destroying an unfinished undici body emits an abort error; nobody wants
+ * it (we are the ones giving up), but without a listener it would crash the process.
+ */
+function discardBody(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', (error: Error) => debug('discarded body: %s', error.message));
+  body.destroy();
+}
+
 // Reads at most MAX_ERROR_BODY bytes of an error response, for the message.
 async function readText(body: Dispatcher.ResponseData['body']): Promise<string> {
   const chunks: Buffer[] = [];
@@ -896,7 +905,7 @@ async function readText(body: Dispatcher.ResponseData['body']): Promise<string> 
     // The status is what matters; a body cut short still says what it can.
     debug('reading an error body failed: %O', error);
   }
-  body.destroy();
+  discardBody(body);
   return Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8').trim();
 }
 

@@ -252,6 +252,39 @@ test('a 200 that is not text/event-stream fails with ContentTypeError', { timeou
   await assert.rejects(client.closed, ContentTypeError);
 });
 
+test(
+  'a wrong Content-Type is retried with keepReconnecting, without an abort error escaping',
+  { timeout },
+  async (t) => {
+    // The client drops the unread body; undici then emits an abort error on it, which must not
+    // escape as an uncaught exception.
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown): number => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    t.after(() => process.off('uncaughtException', onUncaught));
+    const server = await startScriptedServer([
+      reply(200, '<html>hi</html>', { 'content-type': 'text/html' }),
+      reply(200, '<html>hi</html>', { 'content-type': 'text/html' }),
+      stream(['data: ok\n\n']),
+      reply(204),
+    ]);
+    t.after(() => server.close());
+    const client = new EventSourceClient(`${server.url}/s`, {
+      keepReconnecting: true,
+      retryMs: 10,
+    });
+    t.after(() => client.close());
+    const events = await collect(client);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(
+      events.map((e) => e.data),
+      ['ok'],
+    );
+    assert.equal(server.requests.length, 4);
+    assert.deepEqual(uncaught, []);
+  },
+);
+
 test('an unreachable server fails the first connection', { timeout }, async (t) => {
   const server = await startScriptedServer([reply(204)]);
   const url = `${server.url}/s`;
