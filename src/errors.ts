@@ -74,6 +74,11 @@ export function flattenError(error: unknown): string {
       message = current.message || current.name;
       const code = (current as { code?: unknown }).code;
       if (!message && typeof code === 'string') message = code;
+      // OpenSSL's own text is a dump of internal names; say what it means in the common case.
+      if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
+        message =
+          'TLS handshake failed (ERR_SSL_WRONG_VERSION_NUMBER): is the server speaking plain HTTP?';
+      }
     } else {
       message = String(current);
     }

@@ -7,9 +7,9 @@
  * loop): no URL object per call when the target is given as host/port, the last parsed `url`
  * remembered, the body read once as text and parsed only when the server says it is JSON.
  */
-import { STATUS_CODES } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
 import { debugRequest } from './debug.js';
+import { serverMessage } from './message.js';
 
 /** The reply our listener sends on success; other servers may answer anything. */
 export interface RequestReply {
@@ -376,50 +376,4 @@ function assertJson(data: string | Uint8Array): void {
       cause: error,
     });
   }
-}
-
-const ENTITIES: Record<string, string> = {
-  amp: '&',
-  lt: '<',
-  gt: '>',
-  quot: '"',
-  apos: "'",
-  nbsp: ' ',
-};
-
-/**
- * The server's message on one line: HTML without its tags, a JSON body's `message` or `error`,
- * or the text as it is; the standard status text when nothing is left.
- */
-function serverMessage(status: number, body: string, type: string, isJson: boolean): string {
-  let message = body;
-  if (/html/i.test(type) || /^\s*</.test(body)) {
-    message = body
-      .replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, ' ')
-      .replace(/<[^>]*>/g, ' ')
-      .replace(/&(#\d+|#x[0-9a-f]+|[a-z]+);/gi, (entity: string, name: string) => {
-        if (name.startsWith('#')) {
-          const code =
-            name[1] === 'x' || name[1] === 'X'
-              ? parseInt(name.slice(2), 16)
-              : Number(name.slice(1));
-          return Number.isFinite(code) && code <= 0x10ffff ? String.fromCodePoint(code) : entity;
-        }
-        return ENTITIES[name.toLowerCase()] ?? entity;
-      });
-  } else if (isJson) {
-    try {
-      const parsed = JSON.parse(body) as unknown;
-      if (parsed && typeof parsed === 'object') {
-        const { message: m, error: e } = parsed as { message?: unknown; error?: unknown };
-        if (typeof m === 'string') message = m;
-        else if (typeof e === 'string') message = e;
-      }
-    } catch {
-      // Not JSON after all: show the text as it is.
-    }
-  }
-  message = message.replace(/\s+/g, ' ').trim();
-  if (message.length > 500) message = `${message.slice(0, 500)}…`;
-  return message || STATUS_CODES[status] || 'no message';
 }

@@ -21,6 +21,7 @@ import {
   version,
   type CliIo,
 } from './options.js';
+import { serverMessage } from '../message.js';
 
 interface ClientCliOptions {
   host: string;
@@ -160,10 +161,9 @@ function formatText(event: ClientEvent): string {
 
 function describe(error: Error, url: string, wasOpen: boolean): string {
   if (error instanceof HttpStatusError) {
-    const body = error.body.split('\n', 1)[0]?.trim().slice(0, 200) ?? '';
-    return `Unable to connect to ${url} (${error.status})${body ? `: ${body}` : ''}`;
+    return `Unable to connect to ${url} (${error.status}): ${serverMessage(error.status, error.body, '', false)}`;
   }
-  if (error instanceof ContentTypeError) return error.message;
+  if (error instanceof ContentTypeError) return `${error.message} (is the URL right?)`;
   const what = wasOpen ? `Connection to ${url} lost` : `Unable to connect to ${url}`;
   return `${what}: ${flattenError(error)}`;
 }

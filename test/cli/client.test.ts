@@ -242,6 +242,20 @@ test('500 with -r 0 exits 1', { timeout }, async (t) => {
   assert.equal(result.code, 1);
 });
 
+test('an HTML error page is shown as its text, on one line', { timeout }, async (t) => {
+  const server = await serve(t, [
+    reply(404, '<html><body><h1>Not&nbsp;Found</h1>\n<p>No such stream</p></body></html>', {
+      'content-type': 'text/html',
+    }),
+  ]);
+  const result = await runBin('eventsource-client', ['-P', String(server.port), 'tok']);
+  assert.equal(
+    result.stderr,
+    `Unable to connect to ${server.url}/poll/tok (404): Not Found No such stream\n`,
+  );
+  assert.equal(result.code, 1);
+});
+
 for (const args of [
   ['-r', '10'],
   ['-r', '10', '-k'],
@@ -263,7 +277,7 @@ for (const args of [
     assert.equal(result.stdout, jsonLines([message('ok')]));
     const lines = result.stderr.split('\n');
     assert.match(lines[0] ?? '', /\(500\): boom; reconnecting in \d+ ms$/);
-    assert.match(lines[1] ?? '', /\(503\); reconnecting in \d+ ms$/);
+    assert.match(lines[1] ?? '', /\(503\): Service Unavailable; reconnecting in \d+ ms$/);
     assert.equal(result.code, 0);
   });
 }
