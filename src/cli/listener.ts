@@ -8,6 +8,7 @@ import { enableDebug } from '../debug.js';
 import { flattenError } from '../errors.js';
 import { JSONEvent, JSONIdEvent, StringEvent, StringIdEvent, type EventClass } from '../events.js';
 import { createListener, type ListenerOptions } from '../listener/listener.js';
+import { normalizePrefix } from '../listener/routes.js';
 import { createRedisBroker } from '../listener/redis-broker.js';
 import {
   ExitCode,
@@ -178,7 +179,12 @@ Examples:
   eventsource-listener -i --takeover --gap-event gap --publish-secret s3cret
 
 Subscribe: curl -N http://127.0.0.1:8888/poll/TOKEN
-Publish:   curl -d 'hello' http://127.0.0.1:8888/ping/TOKEN`,
+Publish:   curl -d 'hello' http://127.0.0.1:8888/ping/TOKEN
+
+Exit codes:
+  0  stopped by SIGINT or SIGTERM (every stream ended cleanly)
+  1  cannot listen (address in use, permission) or a worker failed to start
+  2  usage error (unknown flag, bad number, -K without -C)`,
     )
     .exitOverride()
     .configureOutput({
@@ -306,7 +312,7 @@ function describeOptions(flags: ListenerFlags): string {
   if (flags.cors !== undefined) parts.push(`cors ${flags.cors.join(' ')}`);
   if (flags.publishSecret !== undefined) parts.push('publish-secret set');
   if (flags.maxConnections !== undefined) parts.push(`max-connections ${flags.maxConnections}`);
-  if (flags.demo) parts.push('demo page at /');
+  if (flags.demo) parts.push(`demo page at ${normalizePrefix(flags.prefix)}/`);
   if (flags.redis !== undefined)
     parts.push(`redis ${flags.redis.replace(/\/\/[^@/]*@/, '//***@')}`);
   if (flags.workers !== undefined) parts.push(`workers ${flags.workers}`);
