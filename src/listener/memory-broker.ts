@@ -40,7 +40,10 @@ class TokenState {
       this.history.length - this.historyStart > maxCount ||
       (this.historyBytes > maxBytes && this.history.length - this.historyStart > 0)
     ) {
-      const dropped = this.history[this.historyStart++] as Chunk;
+      const dropped = this.history[this.historyStart] as Chunk;
+      // Let go of the dropped event now: the slot is only reclaimed at the next compaction, and
+      // until then it would keep a large event's bytes alive beyond --history-bytes.
+      this.history[this.historyStart++] = undefined as unknown as Chunk;
       this.historyBytes -= dropped.size;
     }
     // Compact now and then, so dropped entries do not pile up at the front.
