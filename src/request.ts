@@ -10,6 +10,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import { debugRequest } from './debug.js';
 import { serverMessage } from './message.js';
+import { normalizePrefix } from './listener/routes.js';
 
 /** The reply our listener sends on success; other servers may answer anything. */
 export interface RequestReply {
@@ -260,12 +261,6 @@ function parseHttpUrl(input: string, name: string): URL {
 }
 
 /** `'events/'`, `'/events'` and `'/events/'` all become `'/events'`; `''` and `'/'` become `''`. */
-function normalizePrefix(prefix: string | undefined): string {
-  if (!prefix) return '';
-  let path = prefix.startsWith('/') ? prefix : `/${prefix}`;
-  while (path.endsWith('/')) path = path.slice(0, -1);
-  return path;
-}
 
 const JSON_TYPE = 'application/json';
 const TEXT_TYPE = 'text/plain; charset=utf-8';

@@ -22,6 +22,7 @@ import {
   type CliIo,
 } from './options.js';
 import { serverMessage } from '../message.js';
+import { normalizePrefix } from '../listener/routes.js';
 
 interface ClientCliOptions {
   host: string;
@@ -130,8 +131,7 @@ function buildUrl(token: string | undefined, options: ClientCliOptions): string 
     options.host.includes(':') && !options.host.startsWith('[')
       ? `[${options.host}]`
       : options.host;
-  const prefix = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
-  const path = `${prefix ? `/${prefix}` : ''}/${encodeURIComponent(options.action)}/${encodeURIComponent(token)}`;
+  const path = `${normalizePrefix(options.prefix)}/${encodeURIComponent(options.action)}/${encodeURIComponent(token)}`;
   return `${options.secure ? 'https' : 'http'}://${host}:${options.port}${path}`;
 }
 
