@@ -20,6 +20,7 @@ import type { Broker, BrokerOptions, PublishOutcome } from './broker.js';
 import { Chunk } from './chunk.js';
 import { renderDemoPage } from './demo.js';
 import { MemoryBroker } from './memory-broker.js';
+import { BodyAssembler, BodyReclaimer, garbageCollector } from './reclaim.js';
 import { normalizePrefix, parseTarget } from './routes.js';
 import { Subscriber, type SubscriberContext } from './subscriber.js';
 
@@ -45,6 +46,13 @@ export interface ListenerOptions extends BrokerOptions {
   demo?: boolean | undefined;
   /** A broker to use instead of the in-memory one (for example a Redis broker). */
   broker?: Broker | undefined;
+  /**
+   * Once large request bodies (16 KiB or more each) add up to the size of the JavaScript heap left
+   * live by the last collection (at least 4 MiB), ask V8 for a full garbage collection, so that their buffers and the history's
+   * old events go back to the allocator instead of piling up (see `reclaim.ts`). Defaults to true;
+   * small events never trigger it.
+   */
+  reclaimBodies?: boolean | undefined;
   /** TLS options for {@link Listener.listen}: with `key` and `cert`, it serves HTTPS. */
   tls?: { key: string | Buffer; cert: string | Buffer } | undefined;
 }
@@ -183,6 +191,9 @@ export function createListener(options: ListenerOptions = {}): Listener {
   const actions = new Set(eventClass.ACTIONS);
   const tooLargeMessage = `Request body is larger than ${maxBody} bytes`;
   const startedAt = Date.now();
+  const collect = options.reclaimBodies === false ? undefined : garbageCollector();
+  const reclaimer = collect === undefined ? undefined : new BodyReclaimer(collect);
+  const bodyAssembler = new BodyAssembler();
 
   const context: SubscriberContext = {
     maxBuffer,
@@ -389,10 +400,11 @@ export function createListener(options: ListenerOptions = {}): Listener {
       }
       const body =
         rest !== undefined
-          ? Buffer.concat(rest, size).toString('utf8')
+          ? bodyAssembler.decode(rest, size)
           : first === undefined
             ? ''
             : first.toString('utf8');
+      first = rest = undefined;
       let outcome: PublishOutcome | Promise<PublishOutcome>;
       try {
         outcome = accept(token, action, body);
@@ -406,6 +418,7 @@ export function createListener(options: ListenerOptions = {}): Listener {
           (error: unknown) => answerError(req, res, token, action, error),
         );
       } else answerOutcome(req, res, token, action, outcome);
+      reclaimer?.handled(size);
     });
     // No 'error' listener: an aborted request without one is destroyed quietly by Node, and the
     // reply it would have had is no longer wanted.

@@ -494,72 +494,80 @@ test(
   },
 );
 
-test(
-  'a subscriber that never reads is cut off, memory stays bounded, others keep receiving',
-  {
-    timeout: 90000,
-  },
-  async (t) => {
-    const listener = await startListenerProcess(['-i', '-k', '0']);
-    t.after(() => listener.stop());
-    const pid = listener.child.pid as number;
-    const fast = await openStream(`${listener.url}/poll/fast`);
-    t.after(() => fast.close());
-    const agent = keepAliveAgent(t, 1);
-    const body = Buffer.alloc(MiB, 'a');
-    const slowRequest = 'GET /poll/slow HTTP/1.1\r\nHost: x\r\n\r\n';
-    const slowReaders: RawConnection[] = [];
-    t.after(() => slowReaders.forEach((c) => c.socket.destroy()));
-    const openSlow = async (): Promise<void> => {
-      slowReaders.at(-1)?.socket.destroy();
-      slowReaders.push(await rawRequest(listener.port, slowRequest, { isReading: false }));
-      await sleep(20);
-    };
-    const stats = async (): Promise<Record<string, number>> =>
-      (await (await fetch(`${listener.url}/stats`)).json()) as Record<string, number>;
-    await openSlow();
-    // Every 1 MiB POST leaves a few MiB of garbage (body, string, encoded chunk) that V8 and malloc
-    // reclaim lazily, with or without a slow reader: RSS climbs for the first ~100 MiB whatever the
-    // readers do, then plateaus. So the bound is checked after a warm-up: what is posted after it
-    // must not raise the plateau by more than a few tens of MiB.
-    const warmUp = 80;
-    const total = 180;
-    let baseline = 0;
-    let peak = 0;
-    let fastSent = 0;
-    let maxBuffered = 0;
-    // Each POST goes to a token whose subscriber never reads. When it has been cut off (the POST
-    // answers 202, kept for a reconnection), a new one that never reads takes its place.
-    for (let i = 0; i < total; i++) {
-      const result = await post(`${listener.url}/ping/slow`, body, { agent });
-      assert.ok(result.status === 200 || result.status === 202, `${result.status} ${result.body}`);
-      if (result.status === 202) await openSlow();
-      if (i % 10 === 0) {
-        // Everyone else is served meanwhile, promptly.
-        const sentAt = Date.now();
-        assert.equal((await post(`${listener.url}/ping/fast`, `f${fastSent}`)).status, 200);
-        await fast.waitFor(++fastSent, 5000);
-        assert.ok(Date.now() - sentAt < 2000, 'the fast subscriber got its event within 2 s');
+for (const eventSize of [MiB, 64 * 1024]) {
+  const label = eventSize === MiB ? '1 MiB' : '64 KiB';
+  test(
+    `500 MiB of ${label} events to a subscriber that never reads: it is cut off, RSS grows by a few tens of MiB at most, others keep receiving`,
+    { timeout: 120000 },
+    async (t) => {
+      const listener = await startListenerProcess(['-i', '-k', '0']);
+      t.after(() => listener.stop());
+      const pid = listener.child.pid as number;
+      const fast = await openStream(`${listener.url}/poll/fast`);
+      t.after(() => fast.close());
+      const agent = keepAliveAgent(t, 1);
+      const body = Buffer.alloc(eventSize, 'a');
+      const slowRequest = 'GET /poll/slow HTTP/1.1\r\nHost: x\r\n\r\n';
+      const slowReaders: RawConnection[] = [];
+      t.after(() => slowReaders.forEach((c) => c.socket.destroy()));
+      const openSlow = async (): Promise<void> => {
+        slowReaders.at(-1)?.socket.destroy();
+        slowReaders.push(await rawRequest(listener.port, slowRequest, { isReading: false }));
+        await sleep(20);
+      };
+      const stats = async (): Promise<Record<string, number>> =>
+        (await (await fetch(`${listener.url}/stats`)).json()) as Record<string, number>;
+      await openSlow();
+      // Measured from a listener that has received nothing yet: the whole 500 MiB must not raise
+      // its RSS by more than a few tens of MiB (a bare node:http server that keeps no history
+      // grows by 50-55 MiB here; this listener by 31-36 MiB, see src/listener/reclaim.ts).
+      const baseline = residentBytes(pid);
+      const total = (500 * MiB) / eventSize;
+      const every = Math.max(1, total / 100);
+      let peak = baseline;
+      let fastSent = 0;
+      let maxBuffered = 0;
+      // Each POST goes to a token whose subscriber never reads. When it has been cut off (the
+      // POST answers 202, kept for a reconnection), a new one that never reads takes its place.
+      for (let i = 0; i < total; i++) {
+        const result = await post(`${listener.url}/ping/slow`, body, { agent });
+        assert.ok(
+          result.status === 200 || result.status === 202,
+          `${result.status} ${result.body}`,
+        );
+        if (result.status === 202) await openSlow();
+        if (i % (every * 10) === 0) {
+          // Everyone else is served meanwhile, promptly.
+          const sentAt = Date.now();
+          assert.equal((await post(`${listener.url}/ping/fast`, `f${fastSent}`)).status, 200);
+          await fast.waitFor(++fastSent, 5000);
+          assert.ok(Date.now() - sentAt < 2000, 'the fast subscriber got its event within 2 s');
+        }
+        if (i % every === 0) {
+          // What waits for the slow reader never exceeds --max-buffer (1 MiB) plus one event.
+          maxBuffered = Math.max(maxBuffered, (await stats()).bytesBuffered as number);
+          peak = Math.max(peak, residentBytes(pid));
+        }
       }
-      // What waits for the slow reader never exceeds --max-buffer (1 MiB) plus the event being written.
-      maxBuffered = Math.max(maxBuffered, (await stats()).bytesBuffered as number);
-      const rss = residentBytes(pid);
-      if (i === warmUp) baseline = rss;
-      if (i > warmUp) peak = Math.max(peak, rss);
-    }
-    const final = await stats();
-    assert.equal(final.eventsAccepted, total + fastSent);
-    assert.ok((final.subscribersCutOff as number) >= 5, `cut off ${final.subscribersCutOff} times`);
-    assert.ok(slowReaders.length >= 5, `${slowReaders.length} slow readers`);
-    assert.ok(maxBuffered <= 2 * MiB + 1024, `${maxBuffered} bytes buffered at most`);
-    const growth = (peak - baseline) / MiB;
-    assert.ok(
-      growth < 48,
-      `RSS grew by ${growth.toFixed(1)} MiB over ${total - warmUp} MiB posted (from ${(baseline / MiB).toFixed(0)} MiB)`,
-    );
-    assert.deepEqual(
-      fast.events.map((e) => e.data),
-      Array.from({ length: fastSent }, (_, i) => `f${i}`),
-    );
-  },
-);
+      peak = Math.max(peak, residentBytes(pid));
+      const final = await stats();
+      assert.equal(final.eventsAccepted, total + fastSent);
+      assert.ok(
+        (final.subscribersCutOff as number) >= 5,
+        `cut off ${final.subscribersCutOff} times`,
+      );
+      assert.ok(slowReaders.length >= 5, `${slowReaders.length} slow readers`);
+      assert.ok(maxBuffered <= MiB + eventSize + 1024, `${maxBuffered} bytes buffered at most`);
+      const growth = (peak - baseline) / MiB;
+      t.diagnostic(`RSS grew by ${growth.toFixed(1)} MiB from ${(baseline / MiB).toFixed(0)} MiB`);
+      assert.ok(
+        growth < 60,
+        `RSS grew by ${growth.toFixed(1)} MiB over 500 MiB posted (from ${(baseline / MiB).toFixed(0)} MiB)`,
+      );
+      assert.deepEqual(
+        fast.events.map((e) => e.data),
+        Array.from({ length: fastSent }, (_, i) => `f${i}`),
+      );
+    },
+  );
+}
