@@ -191,8 +191,9 @@ export function createListener(options: ListenerOptions = {}): Listener {
   const actions = new Set(eventClass.ACTIONS);
   const tooLargeMessage = `Request body is larger than ${maxBody} bytes`;
   const startedAt = Date.now();
-  const collect = options.reclaimBodies === false ? undefined : garbageCollector();
-  const reclaimer = collect === undefined ? undefined : new BodyReclaimer(collect);
+  // The collector is looked up at the first collection: most listeners never see a large body.
+  const reclaimer =
+    options.reclaimBodies === false ? undefined : new BodyReclaimer(() => garbageCollector()?.());
   const bodyAssembler = new BodyAssembler();
 
   const context: SubscriberContext = {
