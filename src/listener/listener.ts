@@ -47,10 +47,10 @@ export interface ListenerOptions extends BrokerOptions {
   /** A broker to use instead of the in-memory one (for example a Redis broker). */
   broker?: Broker | undefined;
   /**
-   * Once large request bodies (16 KiB or more each) add up to the size of the JavaScript heap left
-   * live by the last collection (at least 4 MiB), ask V8 for a full garbage collection, so that their buffers and the history's
-   * old events go back to the allocator instead of piling up (see `reclaim.ts`). Defaults to true;
-   * small events never trigger it.
+   * Once large request bodies (16 KiB or more each) add up to half the JavaScript heap left live
+   * by the last collection (at least 4 MiB), ask V8 for a full garbage collection, so that their
+   * buffers and the history's old events go back to the allocator instead of piling up (see
+   * `reclaim.ts`). Defaults to true; small events never trigger it.
    */
   reclaimBodies?: boolean | undefined;
   /** TLS options for {@link Listener.listen}: with `key` and `cert`, it serves HTTPS. */
@@ -395,34 +395,51 @@ export function createListener(options: ListenerOptions = {}): Listener {
       else (rest ??= [first]).push(chunk);
     });
     req.on('end', () => {
-      if (size > maxBody) {
-        reply(req, res, 413, tooLargeMessage, ['Connection', 'close']);
-        return;
-      }
-      const body =
-        rest !== undefined
-          ? bodyAssembler.decode(rest, size)
-          : first === undefined
-            ? ''
-            : first.toString('utf8');
-      first = rest = undefined;
-      let outcome: PublishOutcome | Promise<PublishOutcome>;
       try {
-        outcome = accept(token, action, body);
-      } catch (error) {
-        answerError(req, res, token, action, error);
-        return;
+        finishPost(req, res, token, action, first, rest, size);
+      } finally {
+        // Every body counts, refused or not: its buffers are garbage now either way.
+        first = rest = undefined;
+        reclaimer?.handled(size);
       }
-      if (outcome instanceof Promise) {
-        outcome.then(
-          (result) => answerOutcome(req, res, token, action, result),
-          (error: unknown) => answerError(req, res, token, action, error),
-        );
-      } else answerOutcome(req, res, token, action, outcome);
-      reclaimer?.handled(size);
     });
     // No 'error' listener: an aborted request without one is destroyed quietly by Node, and the
     // reply it would have had is no longer wanted.
+  }
+
+  /** Answers a POST once its body is complete: `413` past --max-body, else publishes it. */
+  function finishPost(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    token: string,
+    action: string,
+    first: Buffer | undefined,
+    rest: Buffer[] | undefined,
+    size: number,
+  ): void {
+    if (size > maxBody) {
+      reply(req, res, 413, tooLargeMessage, ['Connection', 'close']);
+      return;
+    }
+    const body =
+      rest !== undefined
+        ? bodyAssembler.decode(rest, size)
+        : first === undefined
+          ? ''
+          : first.toString('utf8');
+    let outcome: PublishOutcome | Promise<PublishOutcome>;
+    try {
+      outcome = accept(token, action, body);
+    } catch (error) {
+      answerError(req, res, token, action, error);
+      return;
+    }
+    if (outcome instanceof Promise) {
+      outcome.then(
+        (result) => answerOutcome(req, res, token, action, result),
+        (error: unknown) => answerError(req, res, token, action, error),
+      );
+    } else answerOutcome(req, res, token, action, outcome);
   }
 
   function handleSubscribe(

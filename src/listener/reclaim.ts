@@ -4,9 +4,9 @@
  * A large event lives in memory the JavaScript heap barely sees: the request body arrives as
  * Buffers of up to 64 KiB from the C allocator, and the encoded event is a Buffer kept in the
  * history until newer events push it out. V8 decides when to collect by the size of its own heap,
- * where each of those Buffers weighs a few dozen bytes, so tens of MiB of dead Buffers pile up
- * between two collections and glibc's allocator spreads the next ones over fresh pages that the
- * process then keeps. Measured with 500 MiB posted as 1 MiB events to a subscriber that never
+ * where each of those Buffers weighs a few dozen bytes, so tens of MiB of dead Buffers (up to
+ * ~64 MiB) pile up between two collections, and glibc's allocator spreads the next ones over
+ * fresh pages that the process then keeps. Measured with 500 MiB posted as 1 MiB events to a subscriber that never
  * reads: RSS grew 97 MiB; as 64 KiB events, 124 MiB.
  *
  * So the listener counts the bytes of large bodies (16 KiB or more each) and, once they reach half
@@ -14,7 +14,7 @@
  * collection. The cost of a collection grows with the heap, and so does the interval, so the cost
  * per byte of event stays the same for a small listener and for one holding thousands of streams;
  * small events never trigger it. With it (and `BodyAssembler`), the same 500 MiB grow RSS by
- * 31-36 MiB, as 64 KiB or as 1 MiB events; a bare `node:http` server that keeps no history grows
+ * 30-36 MiB, as 64 KiB or as 1 MiB events; a bare `node:http` server that keeps no history grows
  * by 50-55 MiB.
  */
 import v8 from 'node:v8';
