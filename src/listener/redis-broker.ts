@@ -5,7 +5,7 @@
  * - `<prefix>m:<token>`, a hash: `p:<processId>` → live subscribers of that process, `o` the owner
  *   (`<processId>:<subscriberId>`, single and takeover modes), `u` the first sequence number kept
  *   while nobody was connected, `r` the last `retry`, `bytes` the history's size, `c` (the token
- *   exists). It expires `--grace` ms after the last subscriber left.
+ *   exists), `l` the sequence number of the last message sent on the token's channel. It expires `--grace` ms after the last subscriber left.
  * - `<prefix>h:<token>`, a stream: the kept events (`b` the encoded block, `i` the id), with the
  *   sequence number as the entry id, trimmed to `--history` events and `--history-bytes`.
  * - `<prefix>c:<token>`, a pub/sub channel: every event, finish, retry and takeover, each with its
@@ -22,6 +22,11 @@
  * The hand-over from replay to the live stream loses and doubles nothing: a new subscriber's process
  * subscribes to the channel first and buffers what arrives, the script then registers it, takes a
  * sequence number S and returns the replay; buffered messages numbered above S follow the replay.
+ *
+ * A process that holds every live subscriber of a token, and has seen everything the channel carried,
+ * gets its own POSTs back in the publish script's reply instead of as a pub/sub message (`l` tells
+ * the script what the channel carried last). Channel messages that arrive while such a reply is
+ * pending are held and follow it: Redis published them after running that script.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis as RedisClient } from 'ioredis';
@@ -105,6 +110,10 @@ local function load(meta, procPrefix)
   end
   return t, live, #h > 0, procs
 end
+local function publish(meta, channel, s, message)
+  redis.call('PUBLISH', channel, message)
+  redis.call('HSET', meta, 'l', s)
+end
 local function field(entry, name)
   local f = entry[2]
   for i = 1, #f, 2 do if f[i] == name then return f[i + 1] end end
@@ -122,11 +131,15 @@ end
 
 /**
  * KEYS: meta, stream, seq, channel. ARGV: procPrefix, history, historyBytes, hasId, idTemplate,
- * block (without the id line), sentinel. Returns {status, seq, live}.
+ * block (without the id line), sentinel, the caller's `p:<processId>` field, and the sequence
+ * number up to which the caller has seen the channel (-1: none). Returns {status, seq, live}, or
+ * {200, seq, live, 1} when every live subscriber is the caller's and the caller has seen every
+ * message the channel carried (`l`): then nothing is published and the caller delivers the event
+ * itself, saving every process a pub/sub message and itself a round trip.
  */
 const PUBLISH_LUA = `${PRELUDE}
 local meta, stream = KEYS[1], KEYS[2]
-local t, live, exists = load(meta, ARGV[1])
+local t, live, exists, procs = load(meta, ARGV[1])
 local maxCount = tonumber(ARGV[2])
 if not exists or (live == 0 and maxCount == 0) then return {404, '', 0} end
 local seq = next_seq(KEYS[3])
@@ -164,7 +177,11 @@ if live == 0 then
   if (t.u or '0') == '0' then redis.call('HSET', meta, 'u', s) end
   return {202, s, 0}
 end
-redis.call('PUBLISH', KEYS[4], 'e' .. s .. '\\n' .. block)
+local seen = tonumber(ARGV[9])
+if seen >= 0 and #procs == 1 and procs[1] == ARGV[8] and tonumber(t.l or '0') <= seen then
+  return {200, s, live, 1}
+end
+publish(meta, KEYS[4], s, 'e' .. s .. '\\n' .. block)
 return {200, s, live}
 `;
 
@@ -187,7 +204,7 @@ if live > 0 then
 end
 local s = seqstr(next_seq(KEYS[3]))
 local me = ARGV[2] .. ':' .. ARGV[3]
-if takeover then redis.call('PUBLISH', KEYS[4], 't' .. s .. '\\n' .. me) end
+if takeover then publish(meta, KEYS[4], s, 't' .. s .. '\\n' .. me) end
 redis.call('HINCRBY', meta, 'p:' .. ARGV[2], 1)
 if mode == 'multi' then
   redis.call('HSET', meta, 'c', '1')
@@ -279,7 +296,8 @@ return live
 const FINISH_LUA = `${PRELUDE}
 local t, live = load(KEYS[1], ARGV[1])
 if live == 0 then return {404, 0} end
-redis.call('PUBLISH', KEYS[3], 'f' .. seqstr(next_seq(KEYS[2])) .. '\\n')
+local s = seqstr(next_seq(KEYS[2]))
+publish(KEYS[1], KEYS[3], s, 'f' .. s .. '\\n')
 return {200, live}
 `;
 
@@ -289,7 +307,8 @@ local t, live, exists = load(KEYS[1], ARGV[1])
 if not exists then return {404, 0} end
 redis.call('HSET', KEYS[1], 'r', ARGV[2])
 if live == 0 then return {202, 0} end
-redis.call('PUBLISH', KEYS[3], 'r' .. seqstr(next_seq(KEYS[2])) .. '\\n' .. ARGV[2])
+local s = seqstr(next_seq(KEYS[2]))
+publish(KEYS[1], KEYS[3], s, 'r' .. s .. '\\n' .. ARGV[2])
 return {200, live}
 `;
 
@@ -344,6 +363,10 @@ class TokenState {
   lastSeq = 0;
   /** Set while the channel is subscribed (or being subscribed). */
   subscribing: Promise<unknown> | undefined = undefined;
+  /** Publishes that may come back for local delivery (see `publish`), awaiting their reply. */
+  inFlight = 0;
+  /** Channel messages held while `inFlight > 0`: they come after the events those replies bring. */
+  held: Message[] | undefined = undefined;
   constructor(
     readonly token: string,
     readonly channel: string,
@@ -368,6 +391,8 @@ export class RedisBroker implements Broker {
   private readonly expiryMs: number;
   /** This process's id in the registry. */
   readonly processId = randomBytes(6).toString('base64url');
+  /** Events delivered from the publish script's reply, without a pub/sub message. */
+  private localDeliveries = 0;
   private readonly procPrefix: string;
   private readonly tokens = new Map<string, TokenState>();
   private nextSubId = 1;
@@ -582,9 +607,29 @@ export class RedisBroker implements Broker {
       payload: message.slice(nl + 1),
       chunk: undefined,
     };
-    for (const joiner of state.joiners) joiner.buffer.push(parsed);
-    if (state.paused !== undefined) state.paused.push(parsed);
-    else this.dispatch(state, parsed);
+    if (state.inFlight > 0) (state.held ??= []).push(parsed);
+    else this.receive(state, parsed);
+  }
+
+  /** Hands a message to the token's joiners and live subscribers (or holds it during a catch-up). */
+  private receive(state: TokenState, message: Message): void {
+    for (const joiner of state.joiners) joiner.buffer.push(message);
+    if (state.paused !== undefined) state.paused.push(message);
+    else this.dispatch(state, message);
+  }
+
+  /**
+   * The sequence number up to which this process has seen the token's channel, for the publish
+   * script's local delivery; -1 when it may not deliver locally (no live subscriber here, one
+   * joining, or a catch-up running). Messages numbered at most a subscriber's own start are none of
+   * its business, so the lowest start counts as seen too.
+   */
+  private seenSeq(state: TokenState | undefined): number {
+    if (state === undefined || state.live.length === 0) return -1;
+    if (state.joiners.size > 0 || state.paused !== undefined) return -1;
+    let lowestStart = Infinity;
+    for (const local of state.live) lowestStart = Math.min(lowestStart, local.afterSeq);
+    return Math.max(state.lastSeq, lowestStart);
   }
 
   /** Applies a channel message to the token's live subscribers. */
@@ -764,6 +809,12 @@ export class RedisBroker implements Broker {
     if (!this.isReady) throw this.unavailable();
     const { hasId, idTemplate, rest, sentinel } = template(event);
     const { meta, stream, channel } = this.keys(event.target);
+    // When this process holds every subscriber of the token, the script can leave delivery to it.
+    // Channel messages that arrive meanwhile wait in `held`: Redis ran this script before
+    // publishing them, so they come after this event.
+    const state = this.tokens.get(event.target);
+    const seen = this.seenSeq(state);
+    if (seen >= 0) (state as TokenState).inFlight++;
     let reply: Reply;
     try {
       reply = await this.scripts.esPublish(
@@ -778,13 +829,23 @@ export class RedisBroker implements Broker {
         idTemplate,
         rest,
         sentinel,
+        `p:${this.processId}`,
+        seen >= 0 ? String(seen) : '-1',
       );
     } catch (error) {
+      if (seen >= 0) this.landed(state as TokenState, undefined);
       throw this.unavailable(error);
     }
     const status = reply[0] as 200 | 202 | 404;
-    if (status === 404) return { status, id: null, subscribers: 0 };
     const seq = String(reply[1]);
+    let local: Message | undefined;
+    if (reply[3] === 1) {
+      const id = hasId ? idTemplate.split(sentinel).join(seq) : undefined;
+      const block = id === undefined ? rest : `id: ${id}\n${rest}`;
+      local = { type: 'e', seq: Number(seq), payload: block, chunk: undefined };
+    }
+    if (seen >= 0) this.landed(state as TokenState, local);
+    if (status === 404) return { status, id: null, subscribers: 0 };
     event.seq = Number(seq);
     this.eventsAccepted++;
     return {
@@ -792,6 +853,19 @@ export class RedisBroker implements Broker {
       id: hasId ? idTemplate.split(sentinel).join(seq) : null,
       subscribers: Number(reply[2]),
     };
+  }
+
+  /** A publish that could be delivered here has its reply: deliver it, then what the channel held. */
+  private landed(state: TokenState, local: Message | undefined): void {
+    state.inFlight--;
+    if (local !== undefined) {
+      this.localDeliveries++;
+      this.receive(state, local);
+    }
+    if (state.inFlight > 0 || state.held === undefined) return;
+    const held = state.held;
+    state.held = undefined;
+    for (const message of held) this.receive(state, message);
   }
 
   async finish(token: string): Promise<PublishOutcome> {
@@ -829,6 +903,7 @@ export class RedisBroker implements Broker {
       redisErrors: this.redisErrors,
       redisLastError: this.lastError,
       redisProcessId: this.processId,
+      redisLocalDeliveries: this.localDeliveries,
     };
   }
 

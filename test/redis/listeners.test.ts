@@ -143,6 +143,81 @@ test(
   },
 );
 
+async function statsOf(listener: ListenerProcess): Promise<Record<string, unknown>> {
+  return JSON.parse((await httpRequest(`${listener.url}/stats`)).body) as Record<string, unknown>;
+}
+
+test(
+  'a process holding every subscriber of a token delivers its own POSTs without a pub/sub round trip',
+  { skip, timeout: 30000 },
+  async (t) => {
+    const {
+      listeners: [a],
+    } = await setup(t, 1, ['-i']);
+    assert.ok(a);
+    const onA = await stream(t, `${a.url}/poll/solo`);
+    const count = 500;
+    for (let i = 0; i < count; i++) {
+      assert.equal((await post(`${a.url}/ping/solo`, `event ${i}`)).status, 200);
+    }
+    await onA.waitFor(count, 10000);
+    assert.deepEqual(
+      onA.events.map((event) => event.data),
+      Array.from({ length: count }, (_, i) => `event ${i}`),
+    );
+    assert.equal((await statsOf(a)).redisLocalDeliveries, count);
+  },
+);
+
+test(
+  'events delivered locally and events from another process interleave in one order, none lost',
+  { skip, timeout: 60000 },
+  async (t) => {
+    const {
+      listeners: [a, b],
+    } = await setup(t, 2, ['-i']);
+    assert.ok(a && b);
+    // The only subscriber is on A: A's own POSTs may be delivered from the script's reply while
+    // B's come through the channel, so a late channel message must not be passed over.
+    const onA = await stream(t, `${a.url}/poll/mixed`);
+    const agentA = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    const agentB = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    t.after(() => {
+      agentA.destroy();
+      agentB.destroy();
+    });
+    const count = 6000;
+    let next = 0;
+    const ids: string[] = [];
+    const loop = async (agent: http.Agent, url: string): Promise<void> => {
+      while (next < count) {
+        const i = next++;
+        const reply = await post(`${url}/ping/mixed`, `event ${i}`, agent);
+        assert.equal(reply.status, 200, reply.body);
+        ids.push(JSON.parse(reply.body).id as string);
+      }
+    };
+    await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        loop(i % 2 === 0 ? agentA : agentB, (i % 2 === 0 ? a : b).url),
+      ),
+    );
+    await onA.waitFor(count, 30000);
+    const received = onA.events.map((event) => event.id as string);
+    for (let i = 1; i < received.length; i++) {
+      assert.ok(
+        BigInt(received[i] as string) > BigInt(received[i - 1] as string),
+        `id ${i} increases`,
+      );
+    }
+    assert.deepEqual(new Set(received), new Set(ids), 'every accepted event arrived once');
+    assert.equal(received.length, count);
+    const local = (await statsOf(a)).redisLocalDeliveries as number;
+    t.diagnostic(`${local} of ${count / 2} events from A delivered locally`);
+    assert.ok(local > 0, "some of A's events took the local path");
+  },
+);
+
 test(
   '423 "Target is already connected" holds across processes, and the token frees when the stream ends',
   {
