@@ -6,8 +6,8 @@
  * history until newer events push it out. V8 decides when to collect by the size of its own heap,
  * where each of those Buffers weighs a few dozen bytes, so tens of MiB of dead Buffers (up to
  * ~64 MiB) pile up between two collections, and glibc's allocator spreads the next ones over
- * fresh pages that the process then keeps. Measured with 500 MiB posted as 1 MiB events to a subscriber that never
- * reads: RSS grew 97 MiB; as 64 KiB events, 124 MiB.
+ * fresh pages that the process then keeps. Measured with 500 MiB posted as 1 MiB events to a
+ * subscriber that never reads: RSS grew 97 MiB; as 64 KiB events, 124 MiB.
  *
  * So the listener counts the bytes of large bodies (16 KiB or more each) and, once they reach half
  * the JavaScript heap left live by the last collection (and at least 4 MiB), asks V8 for a full

@@ -5,7 +5,8 @@
  * - `<prefix>m:<token>`, a hash: `p:<processId>` → live subscribers of that process, `o` the owner
  *   (`<processId>:<subscriberId>`, single and takeover modes), `u` the first sequence number kept
  *   while nobody was connected, `r` the last `retry`, `bytes` the history's size, `c` (the token
- *   exists), `l` the sequence number of the last message sent on the token's channel. It expires `--grace` ms after the last subscriber left.
+ *   exists), `l` the sequence number of the last message sent on the token's channel. It expires
+ *   `--grace` ms after the last subscriber left.
  * - `<prefix>h:<token>`, a stream: the kept events (`b` the encoded block, `i` the id), with the
  *   sequence number as the entry id, trimmed to `--history` events and `--history-bytes`.
  * - `<prefix>c:<token>`, a pub/sub channel: every event, finish, retry and takeover, each with its
@@ -23,10 +24,10 @@
  * subscribes to the channel first and buffers what arrives, the script then registers it, takes a
  * sequence number S and returns the replay; buffered messages numbered above S follow the replay.
  *
- * A process that holds every live subscriber of a token, and has seen everything the channel carried,
- * gets its own POSTs back in the publish script's reply instead of as a pub/sub message (`l` tells
- * the script what the channel carried last). Channel messages that arrive while such a reply is
- * pending are held and follow it: Redis published them after running that script.
+ * A process that holds every live subscriber of a token, and has seen everything the channel
+ * carried, gets its own POSTs back in the publish script's reply instead of as a pub/sub message
+ * (`l` tells the script what the channel carried last). Channel messages that arrive while such a
+ * reply is pending are held and follow it: Redis published them after running that script.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis as RedisClient } from 'ioredis';
@@ -830,7 +831,7 @@ export class RedisBroker implements Broker {
         rest,
         sentinel,
         `p:${this.processId}`,
-        seen >= 0 ? String(seen) : '-1',
+        String(seen),
       );
     } catch (error) {
       if (seen >= 0) this.landed(state as TokenState, undefined);
@@ -838,21 +839,21 @@ export class RedisBroker implements Broker {
     }
     const status = reply[0] as 200 | 202 | 404;
     const seq = String(reply[1]);
-    let local: Message | undefined;
-    if (reply[3] === 1) {
-      const id = hasId ? idTemplate.split(sentinel).join(seq) : undefined;
-      const block = id === undefined ? rest : `id: ${id}\n${rest}`;
-      local = { type: 'e', seq: Number(seq), payload: block, chunk: undefined };
-    }
+    const id = hasId && status !== 404 ? idTemplate.split(sentinel).join(seq) : null;
+    const local: Message | undefined =
+      reply[3] === 1
+        ? {
+            type: 'e',
+            seq: Number(seq),
+            payload: id === null ? rest : `id: ${id}\n${rest}`,
+            chunk: undefined,
+          }
+        : undefined;
     if (seen >= 0) this.landed(state as TokenState, local);
     if (status === 404) return { status, id: null, subscribers: 0 };
     event.seq = Number(seq);
     this.eventsAccepted++;
-    return {
-      status,
-      id: hasId ? idTemplate.split(sentinel).join(seq) : null,
-      subscribers: Number(reply[2]),
-    };
+    return { status, id, subscribers: Number(reply[2]) };
   }
 
   /** A publish that could be delivered here has its reply: deliver it, then what the channel held. */
