@@ -28,6 +28,12 @@
  * carried, gets its own POSTs back in the publish script's reply instead of as a pub/sub message
  * (`l` tells the script what the channel carried last). Channel messages that arrive while such a
  * reply is pending are held and follow it: Redis published them after running that script.
+ *
+ * The POSTs of one turn of the event loop go to Redis as one call of the publish script (up to 64
+ * events), each event handled as if by its own call: under load that saves a command, a write
+ * and a reply read per event (bench/redis.js, 4 000 POSTs/s: ~28 % less CPU per delivery). Every
+ * other command sends the waiting batch first, so Redis still sees this process's commands in
+ * the order they were made.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis as RedisClient } from 'ioredis';
@@ -131,59 +137,71 @@ end
 `;
 
 /**
- * KEYS: meta, stream, seq, channel. ARGV: procPrefix, history, historyBytes, hasId, idTemplate,
- * block (without the id line), sentinel, the caller's `p:<processId>` field, and the sequence
- * number up to which the caller has seen the channel (-1: none). Returns {status, seq, live}, or
+ * Stores and publishes a batch of events (the POSTs of one turn of the event loop), each as if by
+ * its own script: KEYS: seq, then meta, stream, channel per event. ARGV: procPrefix, history,
+ * historyBytes, sentinel, the caller's `p:<processId>` field, then per event: hasId, idTemplate,
+ * block (without the id line), and the sequence number up to which the caller has seen the
+ * token's channel (-1: none). Returns one reply per event: {status, seq, live}, or
  * {200, seq, live, 1} when every live subscriber is the caller's and the caller has seen every
  * message the channel carried (`l`): then nothing is published and the caller delivers the event
- * itself, saving every process a pub/sub message and itself a round trip.
+ * itself, saving every process a pub/sub message. An event whose commands fail answers
+ * {500, error}; the others are not affected.
  */
 const PUBLISH_LUA = `${PRELUDE}
-local meta, stream = KEYS[1], KEYS[2]
-local t, live, exists, procs = load(meta, ARGV[1])
-local maxCount = tonumber(ARGV[2])
-if not exists or (live == 0 and maxCount == 0) then return {404, '', 0} end
-local seq = next_seq(KEYS[3])
-local s = seqstr(seq)
-local block = ARGV[6]
-local id = false
-if ARGV[4] == '1' then
-  id = (string.gsub(ARGV[5], ARGV[7], s))
-  block = 'id: ' .. id .. '\\n' .. block
-end
-if maxCount > 0 then
-  if id then
-    redis.call('XADD', stream, s .. '-0', 'b', block, 'i', id)
-  else
-    redis.call('XADD', stream, s .. '-0', 'b', block)
+local procPrefix, maxCount, maxBytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local sentinel, me = ARGV[4], ARGV[5]
+local function publish_one(meta, stream, channel, hasId, idTemplate, block, seen)
+  local t, live, exists, procs = load(meta, procPrefix)
+  if not exists or (live == 0 and maxCount == 0) then return {404, '', 0} end
+  local s = seqstr(next_seq(KEYS[1]))
+  local id = false
+  if hasId == '1' then
+    id = (string.gsub(idTemplate, sentinel, s))
+    block = 'id: ' .. id .. '\\n' .. block
   end
-  local bytes = redis.call('HINCRBY', meta, 'bytes', #block)
-  local len = redis.call('XLEN', stream)
-  local maxBytes = tonumber(ARGV[3])
-  local trimmed = false
-  while len > maxCount or (bytes > maxBytes and len > 0) do
-    local e = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
-    bytes = bytes - #field(e, 'b')
-    redis.call('XDEL', stream, e[1])
-    len = len - 1
-    trimmed = true
+  if maxCount > 0 then
+    if id then
+      redis.call('XADD', stream, s .. '-0', 'b', block, 'i', id)
+    else
+      redis.call('XADD', stream, s .. '-0', 'b', block)
+    end
+    local bytes = redis.call('HINCRBY', meta, 'bytes', #block)
+    local len = redis.call('XLEN', stream)
+    local trimmed = false
+    while len > maxCount or (bytes > maxBytes and len > 0) do
+      local e = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+      bytes = bytes - #field(e, 'b')
+      redis.call('XDEL', stream, e[1])
+      len = len - 1
+      trimmed = true
+    end
+    if trimmed then redis.call('HSET', meta, 'bytes', bytes) end
+    if redis.call('PTTL', stream) == -1 then
+      local ttl = redis.call('PTTL', meta)
+      if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
+    end
   end
-  if trimmed then redis.call('HSET', meta, 'bytes', bytes) end
-  if redis.call('PTTL', stream) == -1 then
-    local ttl = redis.call('PTTL', meta)
-    if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
+  if live == 0 then
+    if (t.u or '0') == '0' then redis.call('HSET', meta, 'u', s) end
+    return {202, s, 0}
   end
+  if seen >= 0 and #procs == 1 and procs[1] == me and tonumber(t.l or '0') <= seen then
+    return {200, s, live, 1}
+  end
+  publish(meta, channel, s, 'e' .. s .. '\\n' .. block)
+  return {200, s, live}
 end
-if live == 0 then
-  if (t.u or '0') == '0' then redis.call('HSET', meta, 'u', s) end
-  return {202, s, 0}
+local replies = {}
+for i = 1, (#KEYS - 1) / 3 do
+  local k, a = 3 * i - 1, 4 * i + 2
+  local ok, reply = pcall(publish_one, KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[a], ARGV[a + 1],
+    ARGV[a + 2], tonumber(ARGV[a + 3]))
+  if not ok then
+    reply = {500, type(reply) == 'table' and tostring(reply.err) or tostring(reply)}
+  end
+  replies[i] = reply
 end
-local seen = tonumber(ARGV[9])
-if seen >= 0 and #procs == 1 and procs[1] == ARGV[8] and tonumber(t.l or '0') <= seen then
-  return {200, s, live, 1}
-end
-publish(meta, KEYS[4], s, 'e' .. s .. '\\n' .. block)
-return {200, s, live}
+return replies
 `;
 
 /**
@@ -325,7 +343,7 @@ return 1
 
 type Reply = (string | number)[];
 interface Scripts {
-  esPublish(...args: (string | number)[]): Promise<Reply>;
+  esPublish(...args: (string | number)[]): Promise<Reply[]>;
   esSubscribe(...args: (string | number)[]): Promise<Reply>;
   esUnsubscribe(...args: (string | number)[]): Promise<number>;
   esSync(...args: (string | number)[]): Promise<number>;
@@ -377,6 +395,21 @@ class TokenState {
   }
 }
 
+/** A publish waiting for its batch (see `RedisBroker.queue`). */
+interface PendingPublish {
+  token: string;
+  hasId: '0' | '1';
+  idTemplate: string;
+  rest: string;
+  seen: string;
+  resolve: (reply: Reply) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Most publishes in one script call, and most bytes of event text. */
+const MAX_BATCH = 64;
+const MAX_BATCH_BYTES = 256 * 1024;
+
 /** The sequence number placeholder of the id template: digits a real sequence number never takes. */
 const SENTINEL = '8999999999999917';
 
@@ -407,6 +440,9 @@ export class RedisBroker implements Broker {
   private recovering: Promise<void> | undefined = undefined;
   private readonly heartbeatTimer: NodeJS.Timeout;
   private readonly scripts: Scripts;
+  /** Publishes waiting for the end of this turn of the event loop (see `queue`). */
+  private batch: PendingPublish[] = [];
+  private batchBytes = 0;
 
   /**
    * @param cmd The connection for commands (offline queue disabled).
@@ -428,7 +464,7 @@ export class RedisBroker implements Broker {
     this.expiryMs = options.expiryMs ?? 5000;
     this.procPrefix = `${this.prefix}proc:`;
     const scripts: [keyof Scripts, string, number][] = [
-      ['esPublish', PUBLISH_LUA, 4],
+      ['esPublish', PUBLISH_LUA, -1],
       ['esSubscribe', SUBSCRIBE_LUA, 4],
       ['esUnsubscribe', UNSUBSCRIBE_LUA, 2],
       ['esSync', SYNC_LUA, 2],
@@ -436,7 +472,10 @@ export class RedisBroker implements Broker {
       ['esRetry', RETRY_LUA, 3],
       ['esHeartbeat', HEARTBEAT_LUA, 1],
     ];
-    for (const [name, lua, numberOfKeys] of scripts) cmd.defineCommand(name, { lua, numberOfKeys });
+    // -1: the caller passes the number of keys (the publish script takes a batch).
+    for (const [name, lua, numberOfKeys] of scripts) {
+      cmd.defineCommand(name, numberOfKeys < 0 ? { lua } : { lua, numberOfKeys });
+    }
     this.scripts = cmd as unknown as Scripts;
     sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
     for (const [name, client] of [
@@ -524,6 +563,7 @@ export class RedisBroker implements Broker {
             this.mode !== 'multi' && state.live.length === 1
               ? `${this.processId}:${(state.live[0] as Local).subId}`
               : '';
+          this.flushBatch();
           await this.scripts.esSync(
             meta,
             stream,
@@ -561,6 +601,7 @@ export class RedisBroker implements Broker {
     const paused = state.paused ?? [];
     if (state.lastSeq > 0 && this.historyCount > 0) {
       const { stream } = this.keys(state.token);
+      this.flushBatch();
       const entries = (await this.cmd.xrange(stream, `(${state.lastSeq}-0`, '+')) as [
         string,
         string[],
@@ -733,6 +774,7 @@ export class RedisBroker implements Broker {
       }
       const { meta, stream, channel } = this.keys(token);
       const hasLastEventId = lastEventId !== undefined && lastEventId !== '';
+      this.flushBatch();
       reply = await this.scripts.esSubscribe(
         meta,
         stream,
@@ -797,6 +839,7 @@ export class RedisBroker implements Broker {
   /** Tells Redis a subscriber left; if Redis is down, the next recovery fixes the count. */
   private unregister(token: string, subId: string): void {
     const { meta, stream } = this.keys(token);
+    this.flushBatch();
     this.scripts
       .esUnsubscribe(meta, stream, this.procPrefix, this.processId, subId, this.graceMs)
       .catch((error: unknown) => {
@@ -808,8 +851,7 @@ export class RedisBroker implements Broker {
 
   async publish(event: Event): Promise<PublishOutcome> {
     if (!this.isReady) throw this.unavailable();
-    const { hasId, idTemplate, rest, sentinel } = template(event);
-    const { meta, stream, channel } = this.keys(event.target);
+    const { hasId, idTemplate, rest } = template(event);
     // When this process holds every subscriber of the token, the script can leave delivery to it.
     // Channel messages that arrive meanwhile wait in `held`: Redis ran this script before
     // publishing them, so they come after this event.
@@ -818,28 +860,25 @@ export class RedisBroker implements Broker {
     if (seen >= 0) (state as TokenState).inFlight++;
     let reply: Reply;
     try {
-      reply = await this.scripts.esPublish(
-        meta,
-        stream,
-        `${this.prefix}seq`,
-        channel,
-        this.procPrefix,
-        this.historyCount,
-        this.historyBytes,
-        hasId ? '1' : '0',
-        idTemplate,
-        rest,
-        sentinel,
-        `p:${this.processId}`,
-        String(seen),
-      );
+      reply = await new Promise<Reply>((resolve, reject) => {
+        const pending: PendingPublish = {
+          token: event.target,
+          hasId: hasId ? '1' : '0',
+          idTemplate,
+          rest,
+          seen: String(seen),
+          resolve,
+          reject,
+        };
+        this.queue(pending);
+      });
     } catch (error) {
       if (seen >= 0) this.landed(state as TokenState, undefined);
       throw this.unavailable(error);
     }
     const status = reply[0] as 200 | 202 | 404;
     const seq = String(reply[1]);
-    const id = hasId && status !== 404 ? idTemplate.split(sentinel).join(seq) : null;
+    const id = hasId && status !== 404 ? idTemplate.split(SENTINEL).join(seq) : null;
     const local: Message | undefined =
       reply[3] === 1
         ? {
@@ -855,6 +894,56 @@ export class RedisBroker implements Broker {
     this.eventsAccepted++;
     return { status, id, subscribers: Number(reply[2]) };
   }
+
+  /**
+   * Adds a publish to the batch that goes to Redis at the end of this turn of the event loop: the
+   * POSTs that arrived together cost one command, one write and one reply instead of one each.
+   * Every other command on the connection sends the batch first, so Redis sees them in the order
+   * they were made.
+   */
+  private queue(pending: PendingPublish): void {
+    this.batch.push(pending);
+    this.batchBytes += pending.rest.length + pending.idTemplate.length;
+    if (this.batch.length === 1) setImmediate(this.flushBatch);
+    else if (this.batch.length >= MAX_BATCH || this.batchBytes >= MAX_BATCH_BYTES)
+      this.flushBatch();
+  }
+
+  /** Sends the queued publishes as one script call (see `queue`). */
+  private readonly flushBatch = (): void => {
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    this.batch = [];
+    this.batchBytes = 0;
+    const keys: string[] = [`${this.prefix}seq`];
+    const args: string[] = [
+      this.procPrefix,
+      String(this.historyCount),
+      String(this.historyBytes),
+      SENTINEL,
+      `p:${this.processId}`,
+    ];
+    for (const { token, hasId, idTemplate, rest, seen } of batch) {
+      keys.push(`${this.prefix}m:${token}`, `${this.prefix}h:${token}`, `${this.prefix}c:${token}`);
+      args.push(hasId, idTemplate, rest, seen);
+    }
+    this.scripts.esPublish(keys.length, ...keys, ...args).then(
+      (replies) => {
+        for (let i = 0; i < batch.length; i++) {
+          const pending = batch[i] as PendingPublish;
+          const reply = replies[i] as Reply | undefined;
+          if (reply === undefined || reply[0] === 500) {
+            pending.reject(new Error(String(reply?.[1] ?? 'no reply from the publish script')));
+          } else {
+            pending.resolve(reply);
+          }
+        }
+      },
+      (error: unknown) => {
+        for (const pending of batch) pending.reject(error);
+      },
+    );
+  };
 
   /** A publish that could be delivered here has its reply: deliver it, then what the channel held. */
   private landed(state: TokenState, local: Message | undefined): void {
@@ -874,6 +963,7 @@ export class RedisBroker implements Broker {
     const { meta, channel } = this.keys(token);
     let reply: Reply;
     try {
+      this.flushBatch();
       reply = await this.scripts.esFinish(meta, `${this.prefix}seq`, channel, this.procPrefix);
     } catch (error) {
       throw this.unavailable(error);
@@ -886,6 +976,7 @@ export class RedisBroker implements Broker {
     const { meta, channel } = this.keys(token);
     let reply: Reply;
     try {
+      this.flushBatch();
       reply = await this.scripts.esRetry(meta, `${this.prefix}seq`, channel, this.procPrefix, ms);
     } catch (error) {
       throw this.unavailable(error);
@@ -952,12 +1043,7 @@ export class RedisBroker implements Broker {
  * Splits an event into what Redis needs to write it once its sequence number is known: the id with
  * a placeholder for the number (for the id classes, whose id is the number), and the rest of the block.
  */
-function template(event: Event): {
-  hasId: boolean;
-  idTemplate: string;
-  rest: string;
-  sentinel: string;
-} {
+function template(event: Event): { hasId: boolean; idTemplate: string; rest: string } {
   const lines = event.value;
   const rest = encodeTrustedEvent(
     undefined,
@@ -966,10 +1052,10 @@ function template(event: Event): {
   );
   event.seq = Number(SENTINEL);
   const id = event.id;
-  if (id === undefined) return { hasId: false, idTemplate: '', rest, sentinel: SENTINEL };
+  if (id === undefined) return { hasId: false, idTemplate: '', rest };
   // Digits cannot break a field, so checking the template checks every id made from it.
   assertFieldValue('id', id);
-  return { hasId: true, idTemplate: id, rest, sentinel: SENTINEL };
+  return { hasId: true, idTemplate: id, rest };
 }
 
 /**
