@@ -1,0 +1,481 @@
+/**
+ * The fast path of listen(): simple POSTs read by the front, everything else handed to node:http.
+ * Raw sockets on 127.0.0.1; each answer is compared byte for byte (apart from `Date`) with what
+ * the same listener answers with `fastPath: false`. Whether the front or node:http served a
+ * request shows in the server's 'request' events: node:http emits one per request it parses.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { JSONEvent, StringIdEvent, type Event } from '../../src/events.js';
+import type { Broker, PublishOutcome } from '../../src/listener/broker.js';
+import {
+  createListener,
+  type InternalListenerOptions,
+  type Listener,
+} from '../../src/listener/listener.js';
+import { MemoryBroker } from '../../src/listener/memory-broker.js';
+import type { Subscriber } from '../../src/listener/subscriber.js';
+import { openStream } from '../helpers/net.js';
+import { post, sleep, waitUntil } from '../helpers/listener-helpers.js';
+
+const timeout = 20000;
+const AUTH = 'Host: x\r\nAuthorization: Bearer s3cret\r\n';
+const ORIGIN = 'Origin: https://app.example\r\n';
+
+interface Running {
+  listener: Listener;
+  port: number;
+  /** 'request' events of the listener's http.Server so far: requests node:http parsed. */
+  readonly nodeRequests: number;
+}
+
+async function start(t: TestContext, options: InternalListenerOptions = {}): Promise<Running> {
+  const listener = createListener(options);
+  t.after(() => listener.close());
+  const url = await listener.listen(0, '127.0.0.1');
+  let nodeRequests = 0;
+  listener.server?.on('request', () => nodeRequests++);
+  return {
+    listener,
+    port: Number(new URL(url).port),
+    get nodeRequests() {
+      return nodeRequests;
+    },
+  };
+}
+
+/** A raw connection that splits what it receives into HTTP responses. */
+class Client {
+  text = '';
+  readonly closed: Promise<void>;
+  isClosed = false;
+
+  constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => (this.text += chunk.toString('latin1')));
+    socket.on('error', () => {
+      // A reset after a refusal is one of the outcomes compared.
+    });
+    this.closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        this.isClosed = true;
+        resolve();
+      }),
+    );
+  }
+
+  static async connect(t: TestContext, port: number): Promise<Client> {
+    const socket = net.connect(port, '127.0.0.1');
+    t.after(() => socket.destroy());
+    await once(socket, 'connect');
+    return new Client(socket);
+  }
+
+  /** Complete responses received so far, with `Date` blanked. */
+  get responses(): string[] {
+    return splitResponses(this.text.replace(/\r\nDate: [^\r]*/g, '\r\nDate: -'));
+  }
+
+  /** Waits for `count` complete responses, or for the socket to close. */
+  async read(count: number, timeoutMs = 5000): Promise<string[]> {
+    await waitUntil(
+      () => this.responses.length >= count || this.isClosed,
+      `${count} responses, got ${JSON.stringify(this.text)}`,
+      timeoutMs,
+    );
+    // A refusal with `Connection: close` may be followed by the close itself.
+    if (this.isClosed) await this.closed;
+    return this.responses;
+  }
+}
+
+/** Splits raw response text into whole responses (Content-Length, chunked or bodiless). */
+function splitResponses(text: string): string[] {
+  const responses: string[] = [];
+  let at = 0;
+  while (at < text.length) {
+    const headEnd = text.indexOf('\r\n\r\n', at);
+    if (headEnd === -1) break;
+    const head = text.slice(at, headEnd);
+    const length = /\r\ncontent-length: (\d+)/i.exec(head);
+    let end = headEnd + 4;
+    if (length !== null) end += Number(length[1]);
+    else if (/\r\ntransfer-encoding: chunked/i.test(head)) {
+      const last = text.indexOf('0\r\n\r\n', end);
+      if (last === -1) break;
+      end = last + 5;
+    }
+    if (end > text.length) break;
+    responses.push(text.slice(at, end));
+    at = end;
+  }
+  return responses;
+}
+
+function simplePost(path: string, body: string, headers = AUTH): string {
+  return `POST ${path} HTTP/1.1\r\n${headers}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+/**
+ * Sends each step on one connection, waiting after each for the responses it expects (counted
+ * from the start), to a listener with and without the fast path, each with a stream open on
+ * token `sub`. Returns both sets of responses and node:http's request counts.
+ */
+async function compare(
+  t: TestContext,
+  steps: [input: string, responses: number][],
+): Promise<{ fast: string[]; node: string[]; fastRequests: number; nodeRequests: number }> {
+  const results = [];
+  for (const fastPath of [true, false]) {
+    const running = await start(t, {
+      eventClass: JSONEvent,
+      cors: 'https://app.example',
+      publishSecret: 's3cret',
+      maxBody: 64,
+      fastPath,
+    });
+    const stream = await openStream(`http://127.0.0.1:${running.port}/poll/sub`);
+    t.after(() => stream.close());
+    const before = running.nodeRequests;
+    const client = await Client.connect(t, running.port);
+    let responses: string[] = [];
+    for (const [input, count] of steps) {
+      client.socket.write(input);
+      responses = await client.read(count);
+    }
+    results.push({ responses, requests: running.nodeRequests - before });
+    client.socket.destroy();
+  }
+  const [fast, node] = results as [(typeof results)[0], (typeof results)[0]];
+  return {
+    fast: fast.responses,
+    node: node.responses,
+    fastRequests: fast.requests,
+    nodeRequests: node.requests,
+  };
+}
+
+// [name, input, status line of the last response, responses]
+const served: [string, string, string, number?][] = [
+  ['200 with CORS', simplePost('/ping/sub', '"hi"', AUTH + ORIGIN), 'HTTP/1.1 200 OK'],
+  [
+    '202 once the stream was closed',
+    simplePost('/close/sub', '') + simplePost('/ping/sub', '{"a":1}'),
+    'HTTP/1.1 202 Accepted',
+    2,
+  ],
+  ['404 unknown action', simplePost('/nope/sub', '"x"', AUTH + ORIGIN), 'HTTP/1.1 404 '],
+  ['404 not connected (close)', simplePost('/close/nobody', ''), 'HTTP/1.1 404 '],
+  ['401 without a secret', simplePost('/ping/sub', '"x"', 'Host: x\r\n'), 'HTTP/1.1 401 '],
+  [
+    '401 with a wrong secret and CORS',
+    simplePost('/ping/sub', '"x"', `Host: x\r\nAuthorization: Bearer nope\r\n${ORIGIN}`),
+    'HTTP/1.1 401 ',
+  ],
+  ['400 not JSON', simplePost('/ping/sub', 'not json'), 'HTTP/1.1 400 '],
+  [
+    '413 declared too large',
+    `POST /ping/sub HTTP/1.1\r\n${AUTH}Content-Length: 65\r\n\r\n`,
+    'HTTP/1.1 413 ',
+  ],
+  [
+    'Connection: close',
+    simplePost('/ping/sub', '"bye"', `${AUTH}Connection: close\r\n`),
+    'HTTP/1.1 200 OK',
+  ],
+  [
+    'odd spacing and case the front accepts',
+    `POST /ping/sub HTTP/1.1\r\nhost:x\r\nauthorization: \tBearer s3cret \t\r\n` +
+      `CONTENT-LENGTH:\t 4  \r\nconnection: Keep-Alive\t\r\n\r\n"ok"`,
+    'HTTP/1.1 200 OK',
+  ],
+];
+
+for (const [name, input, statusLine, count = 1] of served) {
+  test(`fast path: ${name} is answered as node:http answers it`, { timeout }, async (t) => {
+    const result = await compare(t, [[input, count]]);
+    assert.equal(result.fastRequests, 0, 'the front served it, not node:http');
+    assert.equal(result.nodeRequests, count);
+    assert.equal(result.fast.length, count);
+    assert.ok(result.fast[count - 1]?.startsWith(statusLine), result.fast[count - 1]);
+    assert.deepEqual(result.fast, result.node);
+  });
+}
+
+test(
+  'a 413 closes the connection and a keep-alive refusal skips its body',
+  { timeout },
+  async (t) => {
+    const running = await start(t, { publishSecret: 's3cret', maxBody: 8 });
+    const tooLarge = await Client.connect(t, running.port);
+    tooLarge.socket.write(`POST /ping/a HTTP/1.1\r\n${AUTH}Content-Length: 9\r\n\r\n`);
+    await tooLarge.closed;
+    assert.match(tooLarge.text, /^HTTP\/1\.1 413 [^]*\r\nConnection: close\r\n/);
+    // 401 is sent at once; the body that follows is read and dropped, then the next request runs.
+    const refused = await Client.connect(t, running.port);
+    refused.socket.write(`POST /ping/a HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n`);
+    await refused.read(1);
+    refused.socket.write(`"a":1}\n${simplePost('/nope/a', '')}`);
+    const [first, second] = await refused.read(2);
+    assert.match(first ?? '', /^HTTP\/1\.1 401 /);
+    assert.match(second ?? '', /^HTTP\/1\.1 404 [^]*Unknown action requested$/);
+    assert.equal(running.nodeRequests, 0);
+  },
+);
+
+// [name, request, responses after the simple POST's]
+const handedOff: [string, string, number?][] = [
+  [
+    'a chunked POST',
+    `POST /ping/sub HTTP/1.1\r\n${AUTH}Transfer-Encoding: chunked\r\n\r\n4\r\n"ch"\r\n0\r\n\r\n`,
+  ],
+  [
+    'Expect: 100-continue',
+    `POST /ping/sub HTTP/1.1\r\n${AUTH}Expect: 100-continue\r\nContent-Length: 4\r\n\r\n"ex"`,
+    2,
+  ],
+  [
+    'a tab after the Content-Length digits',
+    `POST /ping/sub HTTP/1.1\r\n${AUTH}Content-Length: 4\t\r\n\r\n"tb"`,
+  ],
+  [
+    'a duplicate Content-Length',
+    `POST /ping/sub HTTP/1.1\r\n${AUTH}Content-Length: 4\r\nContent-Length: 4\r\n\r\n"dd"`,
+  ],
+  [
+    'Content-Length and Transfer-Encoding',
+    `POST /ping/sub HTTP/1.1\r\n${AUTH}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n` +
+      `4\r\n"te"\r\n0\r\n\r\n`,
+  ],
+  ['obs-fold', `POST /ping/sub HTTP/1.1\r\n${AUTH}X-A: b\r\n c\r\nContent-Length: 4\r\n\r\n"of"`],
+  [
+    'LF-only line ends',
+    `POST /ping/sub HTTP/1.1\n${AUTH.replace(/\r/g, '')}Content-Length: 4\n\n"lf"`,
+  ],
+  [
+    'a head over 16 KiB',
+    `POST /ping/sub HTTP/1.1\r\n${AUTH}X-Big: ${'b'.repeat(17000)}\r\nContent-Length: 4\r\n\r\n"hh"`,
+  ],
+  [
+    'no Host',
+    `POST /ping/sub HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 4\r\n\r\n"nh"`,
+  ],
+  ['HTTP/1.0', `POST /ping/sub HTTP/1.0\r\n${AUTH}Content-Length: 4\r\n\r\n"10"`],
+  ['a bad token encoding', simplePost('/ping/%zz', '"bt"')],
+  ['a space before the colon', `POST /ping/sub HTTP/1.1\r\n${AUTH}Content-Length : 4\r\n\r\n"sp"`],
+  ['OPTIONS', `OPTIONS /ping/sub HTTP/1.1\r\nHost: x\r\n${ORIGIN}\r\n`],
+  ['GET /', 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'],
+  [
+    'more input after Connection: close',
+    `${simplePost('/ping/sub', '"c1"', `${AUTH}Connection: close\r\n`)}${simplePost('/ping/sub', '"c2"')}`,
+  ],
+];
+
+for (const [name, request, count = 1] of handedOff) {
+  test(
+    `hand-off: ${name} after a simple POST goes to node:http and gets its answer`,
+    { timeout },
+    async (t) => {
+      // A simple POST first, answered before the next request is sent (node:http drops the
+      // answer to a request followed by a malformed one in the same read): the hand-off
+      // happens mid-connection, with the bytes of the request unconsumed.
+      const result = await compare(t, [
+        [simplePost('/ping/sub', '"first"'), 1],
+        [request, 1 + count],
+      ]);
+      assert.equal(result.fast.length, 1 + count, JSON.stringify(result.fast));
+      assert.ok(result.fast[0]?.startsWith('HTTP/1.1 200 OK'), result.fast[0]);
+      // Whatever node:http parsed after the first request, it parsed on the fast side too.
+      assert.equal(result.fastRequests, result.nodeRequests - 1);
+      assert.deepEqual(
+        result.fast.map((r) => r.replace(/"uptimeSeconds":\d+/, '')),
+        result.node.map((r) => r.replace(/"uptimeSeconds":\d+/, '')),
+      );
+    },
+  );
+}
+
+test('several pipelined POSTs in one write are answered in order', { timeout }, async (t) => {
+  const running = await start(t, { mode: 'multi' });
+  const stream = await openStream(`http://127.0.0.1:${running.port}/poll/p`);
+  t.after(() => stream.close());
+  const client = await Client.connect(t, running.port);
+  const bodies = ['one', 'two', 'three', 'four', 'five', 'six'];
+  client.socket.write(
+    bodies.map((body, i) => simplePost(i % 2 ? '/ping/p' : '/ping/nobody', body)).join(''),
+  );
+  const responses = await client.read(bodies.length);
+  assert.deepEqual(
+    responses.map((r) => r.slice(0, 12)),
+    bodies.map((_, i) => (i % 2 ? 'HTTP/1.1 200' : 'HTTP/1.1 404')),
+  );
+  await stream.waitFor(3);
+  assert.deepEqual(
+    stream.events.map((e) => e.data),
+    ['two', 'four', 'six'],
+  );
+  assert.equal(running.nodeRequests, 1, 'only the GET went to node:http');
+});
+
+test('a POST split byte by byte is read whole', { timeout }, async (t) => {
+  const running = await start(t);
+  const stream = await openStream(`http://127.0.0.1:${running.port}/poll/s`);
+  t.after(() => stream.close());
+  const client = await Client.connect(t, running.port);
+  client.socket.setNoDelay(true);
+  const bytes = Buffer.from(simplePost('/ping/s', 'h\u00e9llo \u20ac', 'Host: x\r\n'));
+  for (let i = 0; i < bytes.length; i++) {
+    client.socket.write(bytes.subarray(i, i + 1));
+    await sleep(1);
+  }
+  const [response] = await client.read(1);
+  assert.match(response ?? '', /^HTTP\/1\.1 200 OK\r\n/);
+  await stream.waitFor(1);
+  assert.equal(stream.events[0]?.data, 'h\u00e9llo \u20ac');
+  assert.equal(running.nodeRequests, 1, 'only the GET went to node:http');
+});
+
+test('a keep-alive connection serves POST after POST', { timeout }, async (t) => {
+  const running = await start(t);
+  const stream = await openStream(`http://127.0.0.1:${running.port}/poll/k`);
+  t.after(() => stream.close());
+  const client = await Client.connect(t, running.port);
+  for (let i = 1; i <= 4; i++) {
+    client.socket.write(simplePost('/ping/k', String(i), 'Host: x\r\n'));
+    const responses = await client.read(i);
+    assert.match(responses[i - 1] ?? '', /^HTTP\/1\.1 200 [^]*Keep-Alive: timeout=5\r\n/);
+    await stream.waitFor(i);
+    assert.equal(stream.events[i - 1]?.data, String(i));
+  }
+  assert.equal(client.isClosed, false);
+  assert.equal(running.nodeRequests, 1, 'only the GET went to node:http');
+});
+
+test(
+  'POSTs then GET /poll on one socket: the stream works after the hand-off',
+  { timeout },
+  async (t) => {
+    const running = await start(t, { mode: 'multi' });
+    const client = await Client.connect(t, running.port);
+    client.socket.write(
+      simplePost('/ping/h', 'a', 'Host: x\r\n') +
+        simplePost('/nope/h', 'b', 'Host: x\r\n') +
+        'GET /poll/h HTTP/1.1\r\nHost: x\r\n\r\n',
+    );
+    await waitUntil(() => client.text.includes('text/event-stream'), 'the stream head');
+    assert.deepEqual(
+      client.responses.map((r) => r.slice(0, 12)),
+      ['HTTP/1.1 404', 'HTTP/1.1 404'],
+    );
+    assert.equal(running.nodeRequests, 1);
+    await waitUntil(() => running.listener.stats().streams === 1, 'the stream');
+    assert.equal((await post(`http://127.0.0.1:${running.port}/ping/h`, 'live')).status, 200);
+    await waitUntil(() => client.text.includes('data: live\n\n'), 'the live event');
+  },
+);
+
+/** A MemoryBroker whose publish answers after a delay taken from `delays`. */
+class SlowBroker implements Broker {
+  readonly inner = new MemoryBroker({ mode: 'multi' });
+  readonly delays: number[] = [];
+  subscribe(subscriber: Subscriber, lastEventId: string | undefined) {
+    return this.inner.subscribe(subscriber, lastEventId);
+  }
+  publish(event: Event): Promise<PublishOutcome> {
+    const outcome = this.inner.publish(event);
+    const delayMs = this.delays.shift() ?? 0;
+    return new Promise((resolve) => setTimeout(() => resolve(outcome), delayMs));
+  }
+  finish(token: string) {
+    return this.inner.finish(token);
+  }
+  retry(token: string, ms: number) {
+    return this.inner.retry(token, ms);
+  }
+  stats() {
+    return this.inner.stats();
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+test(
+  'with an async broker, pipelined POSTs are still answered in order',
+  { timeout },
+  async (t) => {
+    const broker = new SlowBroker();
+    // Later requests answer faster: handled at once, their replies would overtake.
+    broker.delays.push(60, 40, 20, 0, 0);
+    const running = await start(t, { broker, eventClass: StringIdEvent });
+    const stream = await openStream(`http://127.0.0.1:${running.port}/poll/q`);
+    t.after(() => stream.close());
+    const client = await Client.connect(t, running.port);
+    const bodies = ['1', '2', '3', '4', '5'];
+    client.socket.write(bodies.map((body) => simplePost('/ping/q', body, 'Host: x\r\n')).join(''));
+    const responses = await client.read(5);
+    await stream.waitFor(5);
+    assert.deepEqual(
+      stream.events.map((e) => e.data),
+      bodies,
+    );
+    // Each reply names its event's id: the replies came in the order of the events.
+    assert.deepEqual(
+      responses.map((r) => /"id":"([^"]+)"/.exec(r)?.[1]),
+      stream.events.map((e) => e.id),
+    );
+    assert.equal(running.nodeRequests, 1, 'only the GET went to node:http');
+  },
+);
+
+test(
+  'an idle keep-alive connection is closed after the keep-alive timeout',
+  { timeout },
+  async (t) => {
+    const running = await start(t, { keepAliveTimeoutMs: 300 });
+    const client = await Client.connect(t, running.port);
+    client.socket.write(simplePost('/ping/i', 'x', 'Host: x\r\n'));
+    await client.read(1);
+    const answeredAt = Date.now();
+    await sleep(150);
+    assert.equal(client.isClosed, false, 'closed before the timeout');
+    await Promise.race([
+      client.closed,
+      sleep(2000).then(() => assert.fail('still open 2 s after the reply')),
+    ]);
+    // answeredAt is taken when the polling reader saw the reply, a few ms after it was sent.
+    const idleMs = Date.now() - answeredAt;
+    assert.ok(idleMs >= 250, `closed after ${idleMs} ms`);
+    assert.equal(running.nodeRequests, 0, 'the front, not node:http, kept the connection');
+  },
+);
+
+test('close() ends idle and busy fast-path connections promptly', { timeout }, async (t) => {
+  const broker = new SlowBroker();
+  broker.delays.push(0, 150);
+  const listener = createListener({ broker });
+  t.after(() => listener.close());
+  const port = Number(new URL(await listener.listen(0, '127.0.0.1')).port);
+  const idle = await Client.connect(t, port);
+  idle.socket.write(simplePost('/ping/a', 'x', 'Host: x\r\n'));
+  await idle.read(1);
+  const midBody = await Client.connect(t, port);
+  midBody.socket.write(`POST /ping/b HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc`);
+  const waiting = await Client.connect(t, port);
+  waiting.socket.write(simplePost('/ping/c', 'x', 'Host: x\r\n'));
+  await sleep(50);
+  const started = Date.now();
+  const closing = listener.close();
+  await idle.closed;
+  assert.ok(Date.now() - started < 300, `the idle connection took ${Date.now() - started} ms`);
+  // The pending answer still goes out, with `Connection: close`, then the connection ends.
+  const [answer] = await waiting.read(1);
+  assert.match(answer ?? '', /^HTTP\/1\.1 404 [^]*\r\nConnection: close\r\n/);
+  await waiting.closed;
+  await midBody.closed;
+  assert.equal(midBody.text, '', 'the request cut short got no answer');
+  await closing;
+  assert.ok(Date.now() - started < 1500, `close() took ${Date.now() - started} ms`);
+});
+
