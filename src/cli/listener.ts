@@ -49,6 +49,7 @@ interface ListenerFlags {
   demo?: boolean;
   redis?: string;
   workers?: number;
+  fastPath?: boolean;
 }
 
 function buildCommand(io: CliIo): Command {
@@ -170,6 +171,12 @@ function buildCommand(io: CliIo): Command {
         .argParser(parsePositiveInt)
         .env(env('WORKERS')),
     )
+    .addOption(
+      new Option(
+        '--no-fast-path',
+        'leave every request to node:http (by default simple POSTs are read by a faster front)',
+      ).env(env('NO_FAST_PATH')),
+    )
     .addHelpText(
       'after',
       `
@@ -269,6 +276,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       publishSecret: flags.publishSecret,
       maxConnections: flags.maxConnections,
       demo: flags.demo,
+      fastPath: flags.fastPath,
       tls,
     });
   } catch (error) {
@@ -316,6 +324,7 @@ function describeOptions(flags: ListenerFlags): string {
   if (flags.redis !== undefined)
     parts.push(`redis ${flags.redis.replace(/\/\/[^@/]*@/, '//***@')}`);
   if (flags.workers !== undefined) parts.push(`workers ${flags.workers}`);
+  if (flags.fastPath === false) parts.push('no fast path');
   return parts.length === 0 ? '' : `; ${parts.join(', ')}`;
 }
 
