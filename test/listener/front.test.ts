@@ -452,6 +452,23 @@ test(
   },
 );
 
+test(
+  'a new connection waits for its first request longer than the keep-alive timeout, as in node',
+  { timeout },
+  async (t) => {
+    // node:http gives a connection that has sent nothing yet its headersTimeout (60 s), not the
+    // keep-alive timeout: a browser may open one ahead of its first request.
+    const running = await start(t, { keepAliveTimeoutMs: 200 });
+    const client = await Client.connect(t, running.port);
+    await sleep(600);
+    assert.equal(client.isClosed, false, 'closed before its first request');
+    client.socket.write(simplePost('/ping/f', 'x', 'Host: x\r\n'));
+    const [response] = await client.read(1);
+    assert.match(response ?? '', /^HTTP\/1\.1 404 /);
+    assert.equal(running.nodeRequests, 0);
+  },
+);
+
 test('close() ends idle and busy fast-path connections promptly', { timeout }, async (t) => {
   const broker = new SlowBroker();
   broker.delays.push(0, 150);
@@ -502,5 +519,41 @@ test(
         statusLines,
       );
     }
+  },
+);
+
+test(
+  'a client that does not read its replies stops the reading of its requests',
+  { timeout },
+  async (t) => {
+    class CountingBroker extends MemoryBroker {
+      published = 0;
+      override publish(event: Event): PublishOutcome {
+        this.published++;
+        return super.publish(event);
+      }
+    }
+    const broker = new CountingBroker();
+    const running = await start(t, { broker });
+    const client = await Client.connect(t, running.port);
+    client.socket.pause();
+    // Far more replies (~15 MB) than the socket buffers of both sides hold.
+    const count = 100000;
+    const request = simplePost('/ping/x', 'x', 'Host: x\r\n');
+    client.socket.write(request.repeat(count));
+    let last = -1;
+    while (broker.published !== last) {
+      last = broker.published;
+      await sleep(300);
+    }
+    assert.ok(broker.published < count, `all ${count} requests were read`);
+    client.socket.resume();
+    await waitUntil(() => broker.published === count, 'every request', 15000);
+    await waitUntil(
+      () => client.text.split('HTTP/1.1 404 ').length - 1 === count,
+      `${count} replies`,
+      15000,
+    );
+    assert.equal(running.nodeRequests, 0);
   },
 );
