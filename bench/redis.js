@@ -2,10 +2,10 @@
 // Benchmark for issue 9: the listener with --redis (one process, and --workers 2) against the
 // in-memory broker in one process, for unicast (one subscriber per token) and broadcast (many
 // subscribers of one token). For each: deliveries per second under a closed-loop load (the most it
-// does), server CPU per delivery (utime + stime from /proc of the listener and its workers) at one
-// fixed offered rate for every variant (CPU per delivery falls as batching grows with the rate, so
-// comparing it at different rates would flatter the faster one), and the median publish -> receive
-// latency at a low, paced rate.
+// does), server CPU per delivery (utime + stime from /proc of the listener and its workers) at two
+// fixed offered rates, a light and a busy one, the same for every variant (CPU per delivery falls
+// as batching grows with the rate, so comparing it at different rates would flatter the faster
+// one), and the median publish -> receive latency at a low, paced rate.
 //
 // Usage: npm run build && node bench/redis.js [--quick]
 // Needs redis-server (REDIS_SERVER=/path overrides); starts its own on a free port.
@@ -25,9 +25,10 @@ const UNICAST_TOKENS = isQuick ? 50 : 100;
 const UNICAST_CONCURRENCY = 32;
 const BROADCAST_SUBSCRIBERS = isQuick ? 50 : 100;
 const BROADCAST_CONCURRENCY = 16;
-// Offered rates (POSTs per second) of the CPU phase: well below what every variant sustains.
-const UNICAST_RATE = isQuick ? 200 : 400;
-const BROADCAST_RATE = isQuick ? 50 : 100;
+// Offered rates (POSTs per second) of the CPU phases, each below what every variant sustains: a
+// light load, where each POST is handled alone, and a busy one, where POSTs arrive together.
+const UNICAST_RATES = isQuick ? [200, 2000] : [400, 4000];
+const BROADCAST_RATES = isQuick ? [50, 150] : [100, 300];
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
 const bin = fileURLToPath(new URL('../bin/eventsource-listener.js', import.meta.url));
 
@@ -224,25 +225,29 @@ async function measure(name, args, kind) {
   isRunning = false;
   await Promise.all(workers);
   await new Promise((resolve) => setTimeout(resolve, 300));
-  // CPU at a fixed offered rate, the same for every variant: a batch every 10 ms.
-  const rate = kind === 'unicast' ? UNICAST_RATE : BROADCAST_RATE;
-  const pending = [];
-  const paceFrom = delivered();
-  const ticks0 = cpuTicks(listener.pid);
-  const pacedAt = performance.now();
-  let sent = 0;
-  const timer = setInterval(() => {
-    const due = Math.floor(((performance.now() - pacedAt) / 1000) * rate);
-    for (; sent < due; sent++) {
-      pending.push(post(agent, listener.url, uniqueTokens[sent % uniqueTokens.length], `p${sent}`));
-    }
-  }, 10);
-  await new Promise((resolve) => setTimeout(resolve, DURATION_MS));
-  clearInterval(timer);
-  await Promise.all(pending);
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  const ticks1 = cpuTicks(listener.pid);
-  const pacedDeliveries = delivered() - paceFrom;
+  // CPU at fixed offered rates, the same for every variant: a batch every 10 ms.
+  const cpuUsPerDelivery = [];
+  for (const rate of kind === 'unicast' ? UNICAST_RATES : BROADCAST_RATES) {
+    const pending = [];
+    const paceFrom = delivered();
+    const ticks0 = cpuTicks(listener.pid);
+    const pacedAt = performance.now();
+    let sent = 0;
+    const timer = setInterval(() => {
+      const due = Math.floor(((performance.now() - pacedAt) / 1000) * rate);
+      for (; sent < due; sent++) {
+        const token = uniqueTokens[sent % uniqueTokens.length];
+        pending.push(post(agent, listener.url, token, `p${sent}`));
+      }
+    }, 10);
+    await new Promise((resolve) => setTimeout(resolve, DURATION_MS));
+    clearInterval(timer);
+    await Promise.all(pending);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const ticks1 = cpuTicks(listener.pid);
+    const pacedDeliveries = delivered() - paceFrom;
+    cpuUsPerDelivery.push((((ticks1 - ticks0) / CLK_TCK) * 1e6) / Math.max(pacedDeliveries, 1));
+  }
   // Latency at a low, paced rate: one event at a time to the sampled readers' tokens.
   isSampling = true;
   for (let i = 0; i < LATENCY_SAMPLES; i++) {
@@ -259,7 +264,7 @@ async function measure(name, args, kind) {
     name,
     kind,
     deliveriesPerSecond: deliveries / seconds,
-    cpuUsPerDelivery: (((ticks1 - ticks0) / CLK_TCK) * 1e6) / Math.max(pacedDeliveries, 1),
+    cpuUsPerDelivery,
     p50Ms: latencies[Math.floor(latencies.length / 2)] ?? NaN,
     errors: [...errors].map(([status, n]) => `${n}x${status}`).join(' '),
   };
@@ -283,29 +288,46 @@ try {
 
 const pad = (text, width) => String(text).padEnd(width);
 const padLeft = (text, width) => String(text).padStart(width);
-console.log(
-  `${pad('scenario', 10)} ${pad('listener', 20)} ${padLeft('deliveries/s', 13)} ${padLeft('CPU us/deliv', 13)} ${padLeft('x memory', 9)} ${padLeft('p50 ms', 8)} ${padLeft('+ms', 6)}  errors`,
-);
+const rateColumns = (kind) =>
+  (kind === 'unicast' ? UNICAST_RATES : BROADCAST_RATES)
+    .map((rate) => `${padLeft(`us/del @${rate}/s`, 15)} ${padLeft('x memory', 8)}`)
+    .join(' ');
 const verdicts = [];
-for (const result of results) {
-  const base = results.find((r) => r.kind === result.kind && r.name.startsWith('memory'));
-  const cpuRatio = result.cpuUsPerDelivery / base.cpuUsPerDelivery;
-  const addedMs = result.p50Ms - base.p50Ms;
+for (const kind of ['unicast', 'broadcast']) {
+  const rows = results.filter((r) => r.kind === kind);
+  if (rows.length === 0) continue;
+  const rates = kind === 'unicast' ? UNICAST_RATES : BROADCAST_RATES;
   console.log(
-    `${pad(result.kind, 10)} ${pad(result.name, 20)} ${padLeft(Math.round(result.deliveriesPerSecond), 13)} ${padLeft(result.cpuUsPerDelivery.toFixed(1), 13)} ${padLeft(cpuRatio.toFixed(2), 9)} ${padLeft(result.p50Ms.toFixed(2), 8)} ${padLeft(addedMs.toFixed(2), 6)}  ${result.errors}`,
+    `\n${pad('scenario', 10)} ${pad('listener', 20)} ${padLeft('deliveries/s', 13)} ${rateColumns(kind)} ${padLeft('p50 ms', 7)} ${padLeft('+ms', 6)}  errors`,
   );
-  if (result.name === 'redis, 1 process') {
-    verdicts.push(
-      `${result.kind}: redis CPU/delivery ${cpuRatio.toFixed(2)}x memory (bar <= 1.5): ${cpuRatio <= 1.5 ? 'ok' : 'MISSED'}`,
-      `${result.kind}: redis adds ${addedMs.toFixed(2)} ms to p50 latency (bar <= 1): ${addedMs <= 1 ? 'ok' : 'MISSED'}`,
+  const base = rows.find((r) => r.name.startsWith('memory'));
+  for (const result of rows) {
+    const ratios = result.cpuUsPerDelivery.map((us, i) => us / base.cpuUsPerDelivery[i]);
+    const cpu = result.cpuUsPerDelivery
+      .map((us, i) => `${padLeft(us.toFixed(1), 15)} ${padLeft(ratios[i].toFixed(2), 8)}`)
+      .join(' ');
+    const addedMs = result.p50Ms - base.p50Ms;
+    console.log(
+      `${pad(kind, 10)} ${pad(result.name, 20)} ${padLeft(Math.round(result.deliveriesPerSecond), 13)} ${cpu} ${padLeft(result.p50Ms.toFixed(2), 7)} ${padLeft(addedMs.toFixed(2), 6)}  ${result.errors}`,
     );
-  }
-  if (result.name === 'redis, --workers 2') {
-    const single = results.find((r) => r.kind === result.kind && r.name === 'redis, 1 process');
-    const faster = result.deliveriesPerSecond > single.deliveriesPerSecond;
-    verdicts.push(
-      `${result.kind}: --workers 2 ${(result.deliveriesPerSecond / single.deliveriesPerSecond).toFixed(2)}x one redis process (bar > 1): ${faster ? 'ok' : 'MISSED'}`,
-    );
+    if (result.name === 'redis, 1 process') {
+      rates.forEach((rate, i) => {
+        const ratio = ratios[i];
+        verdicts.push(
+          `${kind} @${rate} POSTs/s: redis CPU/delivery ${ratio.toFixed(2)}x memory (bar <= 1.5): ${ratio <= 1.5 ? 'ok' : 'MISSED'}`,
+        );
+      });
+      verdicts.push(
+        `${kind}: redis adds ${addedMs.toFixed(2)} ms to p50 latency (bar <= 1): ${addedMs <= 1 ? 'ok' : 'MISSED'}`,
+      );
+    }
+    if (result.name === 'redis, --workers 2') {
+      const single = rows.find((r) => r.name === 'redis, 1 process');
+      const speedup = result.deliveriesPerSecond / single.deliveriesPerSecond;
+      verdicts.push(
+        `${kind}: --workers 2 ${speedup.toFixed(2)}x one redis process (bar > 1): ${speedup > 1 ? 'ok' : 'MISSED'}`,
+      );
+    }
   }
 }
 console.log(`\n${verdicts.join('\n')}`);
