@@ -127,6 +127,18 @@ export function installFront(server: http.Server, app: FrontApp): Front | undefi
   const front = new Front(server, app, nodeListener);
   server.removeListener('connection', nodeListener);
   server.on('connection', (socket: net.Socket) => front.accept(socket));
+  // node:http only knows the connections it was given: these reach the front's too (server.close()
+  // calls the first one).
+  const closeIdle = server.closeIdleConnections;
+  const closeAll = server.closeAllConnections;
+  server.closeIdleConnections = function closeIdleConnections(this: http.Server): void {
+    front.closeIdle();
+    closeIdle.call(this);
+  };
+  server.closeAllConnections = function closeAllConnections(this: http.Server): void {
+    front.destroyAll();
+    closeAll.call(this);
+  };
   return front;
 }
 
@@ -134,12 +146,9 @@ export function installFront(server: http.Server, app: FrontApp): Front | undefi
 export class Front {
   readonly connections = new Set<Connection>();
   isClosing = false;
-  /** node:http's timeouts, read from the server when the front is made. */
-  readonly keepAliveMs: number;
-  readonly headersMs: number;
-  readonly requestMs: number;
-  /** `Connection: keep-alive` and node's `Keep-Alive` line. */
-  private readonly keepAliveLines: string;
+  /** `Connection: keep-alive` and node's `Keep-Alive` line, for `keepAliveLinesFor` ms. */
+  private keepAliveLines = '';
+  private keepAliveLinesFor = -1;
   private readonly timer: NodeJS.Timeout;
   private date = '';
   private dateExpiresAt = 0;
@@ -149,21 +158,40 @@ export class Front {
     readonly app: FrontApp,
     private readonly nodeListener: (socket: net.Socket) => void,
   ) {
-    this.keepAliveMs = server.keepAliveTimeout;
-    this.headersMs = server.headersTimeout;
-    this.requestMs = server.requestTimeout;
-    this.keepAliveLines =
-      this.keepAliveMs > 0
-        ? `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(this.keepAliveMs / 1000)}\r\n`
-        : 'Connection: keep-alive\r\n';
     // One interval for every connection; a connection may outlive its limit by one tick.
-    const tickMs = Math.max(10, Math.min(1000, this.keepAliveMs > 0 ? this.keepAliveMs / 2 : 1000));
+    const keepAliveMs = server.keepAliveTimeout;
+    const tickMs = Math.max(10, Math.min(1000, keepAliveMs > 0 ? keepAliveMs / 2 : 1000));
     this.timer = setInterval(() => this.expire(), tickMs).unref();
+  }
+
+  // node:http's limits, read from the server each time (as node does): a user may tune
+  // `listener.server` after listen(). 0 turns a timeout off.
+  get keepAliveMs(): number {
+    return this.server.keepAliveTimeout;
+  }
+  get headersMs(): number {
+    return this.server.headersTimeout;
+  }
+  get requestMs(): number {
+    return this.server.requestTimeout;
+  }
+
+  /**
+   * Whether the server has settings the fast path does not implement (a per-socket request limit
+   * or an inactivity timeout): then node:http serves every request.
+   */
+  get isBypassed(): boolean {
+    const server = this.server;
+    return (server.maxRequestsPerSocket ?? 0) > 0 || server.timeout > 0;
   }
 
   accept(socket: net.Socket): void {
     if (this.isClosing) {
       socket.destroy();
+      return;
+    }
+    if (this.isBypassed) {
+      this.nodeListener.call(this.server, socket);
       return;
     }
     const connection = new Connection(socket as FrontSocket, this);
@@ -201,15 +229,33 @@ export class Front {
     let text = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'unknown'}\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
     text += `Date: ${this.dateNow(now)}\r\n`;
-    if (!hasConnectionHeader(answer))
-      text += isLast ? 'Connection: close\r\n' : this.keepAliveLines;
+    if (!hasConnectionHeader(answer)) {
+      text += isLast ? 'Connection: close\r\n' : this.keepAliveLinesNow();
+    }
     return `${text}\r\n${body}`;
+  }
+
+  private keepAliveLinesNow(): string {
+    const ms = this.server.keepAliveTimeout;
+    if (ms !== this.keepAliveLinesFor) {
+      this.keepAliveLinesFor = ms;
+      this.keepAliveLines =
+        ms > 0
+          ? `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(ms / 1000)}\r\n`
+          : 'Connection: keep-alive\r\n';
+    }
+    return this.keepAliveLines;
   }
 
   /** Ends idle connections now; busy ones end after their answer (`Connection: close`). */
   close(): void {
     this.isClosing = true;
     clearInterval(this.timer);
+    this.closeIdle();
+  }
+
+  /** Ends the connections that wait for a request and have read nothing of one. */
+  closeIdle(): void {
     for (const connection of this.connections) {
       if (connection.isIdle) connection.socket.destroy();
     }
@@ -297,12 +343,11 @@ class Connection {
     const phase = this.phase;
     const elapsed = now - this.since;
     if (phase === IDLE && !this.isFresh) {
-      if (this.isIdle ? elapsed > this.front.keepAliveMs : elapsed > this.front.requestMs) {
-        this.socket.destroy();
-      }
+      const limit = this.isIdle ? this.front.keepAliveMs : this.front.requestMs;
+      if (limit > 0 && elapsed > limit) this.socket.destroy();
     } else if (
-      ((phase === HEAD || phase === IDLE) && elapsed > this.front.headersMs) ||
-      ((phase === BODY || phase === SKIP) && elapsed > this.front.requestMs)
+      ((phase === HEAD || phase === IDLE) && isPast(elapsed, this.front.headersMs)) ||
+      ((phase === BODY || phase === SKIP) && isPast(elapsed, this.front.requestMs))
     ) {
       this.phase = CLOSED;
       this.socket.write(REQUEST_TIMEOUT);
@@ -333,6 +378,7 @@ class Connection {
   /** Reads a head; returns where its body starts, or `buf.length` when it is not complete. */
   private readHead(buf: Buffer, pos: number): number {
     if (this.phase === IDLE) {
+      if (this.front.isBypassed) return this.handOff(buf, pos);
       this.phase = HEAD;
       this.since = Date.now();
     }
@@ -608,6 +654,11 @@ function onClose(this: FrontSocket): void {
 function onError(this: FrontSocket, error: Error): void {
   // A client that resets or vanishes: the socket closes and its request is moot. Nothing to tell.
   debug('fast path connection error: %s', error.message);
+}
+
+/** Whether `elapsed` ms are past a node:http timeout of `limit` ms (0: no timeout). */
+function isPast(elapsed: number, limit: number): boolean {
+  return limit > 0 && elapsed > limit;
 }
 
 /** Whether an answer carries its own `Connection` header (node then adds none). */

@@ -557,3 +557,55 @@ test(
     assert.equal(running.nodeRequests, 0);
   },
 );
+
+test(
+  "node:http settings changed on listener.server after listen() apply to the fast path's connections",
+  { timeout },
+  async (t) => {
+    const running = await start(t, { keepAliveTimeoutMs: 200 });
+    const server = running.listener.server;
+    assert.ok(server);
+    // Raised after listen(), as one does to outlast a load balancer's idle timeout.
+    server.keepAliveTimeout = 1500;
+    const client = await Client.connect(t, running.port);
+    client.socket.write(simplePost('/ping/k', 'x', 'Host: x\r\n'));
+    const [response] = await client.read(1);
+    assert.match(response ?? '', /\r\nKeep-Alive: timeout=1\r\n/);
+    await sleep(700);
+    assert.equal(client.isClosed, false, 'closed at the keep-alive timeout given to listen()');
+    await client.closed;
+
+    // server.closeIdleConnections() reaches the fast path's idle connections too.
+    const idle = await Client.connect(t, running.port);
+    idle.socket.write(simplePost('/ping/k', 'x', 'Host: x\r\n'));
+    await idle.read(1);
+    server.closeIdleConnections();
+    await idle.closed;
+  },
+);
+
+test(
+  'with maxRequestsPerSocket or a socket timeout set, node:http serves every request',
+  { timeout },
+  async (t) => {
+    for (const setting of ['maxRequestsPerSocket', 'timeout'] as const) {
+      const running = await start(t);
+      const server = running.listener.server;
+      assert.ok(server);
+      // A connection that the front already served, then the setting.
+      const client = await Client.connect(t, running.port);
+      client.socket.write(simplePost('/ping/m', 'x', 'Host: x\r\n'));
+      await client.read(1);
+      server[setting] = setting === 'timeout' ? 60000 : 2;
+      client.socket.write(simplePost('/ping/m', 'x', 'Host: x\r\n'));
+      await client.read(2);
+      const fresh = await Client.connect(t, running.port);
+      fresh.socket.write(simplePost('/ping/m', 'x', 'Host: x\r\n'));
+      const [answer] = await fresh.read(1);
+      assert.equal(running.nodeRequests, 2, setting);
+      if (setting === 'maxRequestsPerSocket') {
+        assert.match(answer ?? '', /\r\nKeep-Alive: timeout=5, max=2\r\n/);
+      }
+    }
+  },
+);
