@@ -25,7 +25,9 @@
  * `Connection` and `Keep-Alive`. One request is handled at a time, so replies keep the order of
  * requests even when the broker answers later; input is paused while an answer is pending or
  * the socket's write buffer is full. node:http's timeouts are kept with one interval for every
- * connection instead of a timer per request.
+ * connection instead of a timer per request, read from the server each time (a user may tune
+ * `listener.server` after listen()); with settings the front does not implement
+ * (`maxRequestsPerSocket`, `server.timeout`) node:http serves every request.
  *
  * The price: a connection handed over (every stream) has had its first bytes read in JavaScript
  * rather than by node's parser directly, about 20 µs more CPU once per connection (the benchmark's
