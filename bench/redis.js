@@ -2,7 +2,8 @@
 // Benchmark for issue 9: the listener with --redis (one process, and --workers 2) against the
 // in-memory broker in one process, for unicast (one subscriber per token) and broadcast (many
 // subscribers of one token). For each: deliveries per second under a closed-loop load (the most it
-// does), server CPU per delivery (utime + stime from /proc of the listener and its workers) at two
+// does) with the whole machine's busy share meanwhile (at 100 % a second worker has no core to
+// use), server CPU per delivery (utime + stime from /proc of the listener and its workers) at two
 // fixed offered rates, a light and a busy one, the same for every variant (CPU per delivery falls
 // as batching grows with the rate, so comparing it at different rates would flatter the faster
 // one), and the median publish -> receive latency at a low, paced rate.
@@ -134,6 +135,14 @@ function cpuTicks(pid) {
   return total;
 }
 
+/** Idle and total CPU ticks of the whole machine, every core (/proc/stat). */
+function machineTicks() {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1);
+  const ticks = fields.map(Number);
+  // idle + iowait count as idle.
+  return { idle: (ticks[3] ?? 0) + (ticks[4] ?? 0), total: ticks.reduce((a, b) => a + b, 0) };
+}
+
 /** An SSE reader that counts events and, when asked, records publish -> receive latency. */
 function subscribe(url, token, onLatency) {
   return new Promise((resolve, reject) => {
@@ -218,10 +227,12 @@ async function measure(name, args, kind) {
   const workers = Array.from({ length: concurrency }, worker);
   await new Promise((resolve) => setTimeout(resolve, 500));
   const startedAt = performance.now();
+  const machine0 = machineTicks();
   const delivered0 = delivered();
   await new Promise((resolve) => setTimeout(resolve, DURATION_MS));
   const seconds = (performance.now() - startedAt) / 1000;
   const deliveries = delivered() - delivered0;
+  const machine1 = machineTicks();
   isRunning = false;
   await Promise.all(workers);
   await new Promise((resolve) => setTimeout(resolve, 300));
@@ -264,14 +275,64 @@ async function measure(name, args, kind) {
     name,
     kind,
     deliveriesPerSecond: deliveries / seconds,
+    machineBusy: 1 - (machine1.idle - machine0.idle) / Math.max(machine1.total - machine0.total, 1),
     cpuUsPerDelivery,
     p50Ms: latencies[Math.floor(latencies.length / 2)] ?? NaN,
     errors: [...errors].map(([status, n]) => `${n}x${status}`).join(' '),
   };
 }
 
+/**
+ * CPU of this process per round trip to Redis at the light unicast rate, paced as the CPU phase is:
+ * over a bare socket (`ECHO` written by hand, replies only counted) and as an `EVALSHA` through
+ * ioredis. It is the floor of what any POST that waits for Redis adds.
+ */
+async function roundTrips(url) {
+  const { port } = new URL(url);
+  const paced = async (send, isDone) => {
+    const rate = UNICAST_RATES[0];
+    const before = process.cpuUsage();
+    const startedAt = performance.now();
+    let sent = 0;
+    const timer = setInterval(() => {
+      const due = Math.floor(((performance.now() - startedAt) / 1000) * rate);
+      for (; sent < due; sent++) send(sent);
+    }, 10);
+    await new Promise((resolve) => setTimeout(resolve, DURATION_MS));
+    clearInterval(timer);
+    while (!isDone(sent)) await new Promise((resolve) => setTimeout(resolve, 10));
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / sent;
+  };
+  const socket = net.connect(Number(port), '127.0.0.1');
+  await once(socket, 'connect');
+  let replies = 0;
+  socket.on('data', (chunk) => {
+    for (const byte of chunk) if (byte === 10) replies++;
+  });
+  // One reply to ECHO is two lines ($2, then the text).
+  const bare = await paced(
+    () => socket.write('*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n'),
+    (sent) => replies >= 2 * sent,
+  );
+  socket.destroy();
+  const { Redis } = await import('ioredis');
+  const client = new Redis(url, { enableOfflineQueue: false, commandTimeout: 2000 });
+  await once(client, 'ready');
+  client.defineCommand('probe', { lua: 'return {200, ARGV[1], 1}', numberOfKeys: 1 });
+  for (let i = 0; i < 2000; i++) await client.probe('k', `w${i}`);
+  let answered = 0;
+  const viaIoredis = await paced(
+    (i) => client.probe('k', `p${i}`).then(() => answered++),
+    (sent) => answered >= sent,
+  );
+  client.disconnect();
+  return { bare, viaIoredis };
+}
+
 const redis = await startRedis();
 const results = [];
+let probe;
 try {
   // BENCH_ONLY=unicast (or broadcast) runs one scenario.
   for (const kind of ['unicast', 'broadcast']) {
@@ -282,6 +343,7 @@ try {
       await measure('redis, --workers 2', ['--redis', redis.url, '--workers', '2'], kind),
     );
   }
+  probe = await roundTrips(redis.url);
 } finally {
   await redis.stop();
 }
@@ -298,7 +360,7 @@ for (const kind of ['unicast', 'broadcast']) {
   if (rows.length === 0) continue;
   const rates = kind === 'unicast' ? UNICAST_RATES : BROADCAST_RATES;
   console.log(
-    `\n${pad('scenario', 10)} ${pad('listener', 20)} ${padLeft('deliveries/s', 13)} ${rateColumns(kind)} ${padLeft('p50 ms', 7)} ${padLeft('+ms', 6)}  errors`,
+    `\n${pad('scenario', 10)} ${pad('listener', 20)} ${padLeft('deliveries/s', 13)} ${padLeft('busy %', 6)} ${rateColumns(kind)} ${padLeft('p50 ms', 7)} ${padLeft('+ms', 6)}  errors`,
   );
   const base = rows.find((r) => r.name.startsWith('memory'));
   for (const result of rows) {
@@ -308,7 +370,7 @@ for (const kind of ['unicast', 'broadcast']) {
       .join(' ');
     const addedMs = result.p50Ms - base.p50Ms;
     console.log(
-      `${pad(kind, 10)} ${pad(result.name, 20)} ${padLeft(Math.round(result.deliveriesPerSecond), 13)} ${cpu} ${padLeft(result.p50Ms.toFixed(2), 7)} ${padLeft(addedMs.toFixed(2), 6)}  ${result.errors}`,
+      `${pad(kind, 10)} ${pad(result.name, 20)} ${padLeft(Math.round(result.deliveriesPerSecond), 13)} ${padLeft((result.machineBusy * 100).toFixed(0), 6)} ${cpu} ${padLeft(result.p50Ms.toFixed(2), 7)} ${padLeft(addedMs.toFixed(2), 6)}  ${result.errors}`,
     );
     if (result.name === 'redis, 1 process') {
       rates.forEach((rate, i) => {
@@ -330,4 +392,8 @@ for (const kind of ['unicast', 'broadcast']) {
     }
   }
 }
+console.log(
+  `\nOne round trip to Redis at ${UNICAST_RATES[0]}/s costs this process ${probe.bare.toFixed(1)} us over a bare socket, ` +
+    `${probe.viaIoredis.toFixed(1)} us as an EVALSHA through ioredis (pacing included).`,
+);
 console.log(`\n${verdicts.join('\n')}`);
