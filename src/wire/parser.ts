@@ -304,91 +304,37 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     }
     if (text.indexOf('\r', position) === -1) {
       // Most streams end lines with LF alone: one indexOf per line is all the scanning needed.
-      // Where the next NUL in the chunk is, -1 for none, found when the first `id:` line needs it:
-      // one search of the chunk serves its `id:` lines up to that NUL. (Below `position`: unknown.)
-      let nullAt = -2;
       let end = text.indexOf('\n', position);
       while (end !== -1) {
-        const length = end - position;
         // [spec] If the line is empty (a blank line): Dispatch the event.
-        if (length === 0) {
-          dispatch();
-          position = end + 1;
+        if (end === position) dispatch();
+        // The usual event ends with one `data:` line and its blank line. With no data before it
+        // (so the data buffer is empty) and within the size limit, that line and the blank line
+        // are the same as appending the value and dispatching, done in one step: the value
+        // never goes through the data buffer, and no search is made for the blank line.
+        else if (
+          !hasData &&
+          end + 1 < text.length &&
+          text.charCodeAt(end + 1) === LF &&
+          end - position >= 5 &&
+          text.charCodeAt(position) === 100 &&
+          text.charCodeAt(position + 4) === COLON &&
+          text.charCodeAt(position + 1) === 97 &&
+          text.charCodeAt(position + 2) === 116 &&
+          text.charCodeAt(position + 3) === 97 &&
+          !discarding &&
+          end - position <= limit
+        ) {
+          // [spec] Set the last event ID string of the event source to the value of the last
+          // event ID buffer. [...] Dispatch the newly created event.
+          lastEventId = lastEventIdBuffer;
+          const type = eventType || 'message';
+          eventType = '';
+          onEvent({ event: type, data: valueOf(text, position + 5, end), id: lastEventId });
+          position = end + 2;
           end = text.indexOf('\n', position);
           continue;
-        }
-        // The usual `data:`, `id:` and `event:` lines are matched here rather than in
-        // processLine(), which V8 does not inline into this loop: each is the same as there, once
-        // no event is being discarded and the line is within the size limit (else processLine()
-        // deals with it). Each match first checks that the line is long enough, for the reason
-        // given in processLine().
-        const first = text.charCodeAt(position);
-        if (first === 100) {
-          // The usual event ends with one `data:` line and its blank line. With no data before it
-          // (so the data buffer is empty) and within the size limit, that line and the blank line
-          // are the same as appending the value and dispatching, done in one step: the value
-          // never goes through the data buffer, and no search is made for the blank line.
-          if (
-            !hasData &&
-            end + 1 < text.length &&
-            text.charCodeAt(end + 1) === LF &&
-            length >= 5 &&
-            text.charCodeAt(position + 4) === COLON &&
-            text.charCodeAt(position + 1) === 97 &&
-            text.charCodeAt(position + 2) === 116 &&
-            text.charCodeAt(position + 3) === 97 &&
-            !discarding &&
-            length <= limit
-          ) {
-            // [spec] Set the last event ID string of the event source to the value of the last
-            // event ID buffer. [...] Dispatch the newly created event.
-            lastEventId = lastEventIdBuffer;
-            const type = eventType || 'message';
-            eventType = '';
-            onEvent({ event: type, data: valueOf(text, position + 5, end), id: lastEventId });
-            position = end + 2;
-            end = text.indexOf('\n', position);
-            continue;
-          }
-        } else if (first === 105) {
-          if (
-            length >= 3 &&
-            text.charCodeAt(position + 2) === COLON &&
-            text.charCodeAt(position + 1) === 100 &&
-            !discarding &&
-            data.length + length <= limit
-          ) {
-            // [spec] If the field value does not contain U+0000 NULL, then set the last event ID
-            // buffer to the field value. Otherwise, ignore the field.
-            if (nullAt !== -1 && nullAt < position) nullAt = text.indexOf('\0', position);
-            // [spec] If value starts with a U+0020 SPACE character, remove it from value.
-            const from =
-              length > 3 && text.charCodeAt(position + 3) === SPACE ? position + 4 : position + 3;
-            if (nullAt === -1 || nullAt > end) lastEventIdBuffer = text.slice(from, end);
-            // An `id:` line is seldom the last of its event: the blank line is left to the search.
-            position = end + 1;
-            end = text.indexOf('\n', position);
-            continue;
-          }
-        } else if (first === 101) {
-          if (
-            length >= 6 &&
-            text.charCodeAt(position + 5) === COLON &&
-            text.charCodeAt(position + 1) === 118 &&
-            text.charCodeAt(position + 2) === 101 &&
-            text.charCodeAt(position + 3) === 110 &&
-            text.charCodeAt(position + 4) === 116 &&
-            !discarding &&
-            data.length + length <= limit
-          ) {
-            // [spec] Set the event type buffer to the field value.
-            eventType = valueOf(text, position + 6, end);
-            position = end + 1;
-            end = text.indexOf('\n', position);
-            continue;
-          }
-        }
-        processLine(text, position, end);
+        } else processLine(text, position, end);
         position = end + 1;
         // The blank line that ends an event usually follows at once: dispatch without a search.
         if (position < text.length && text.charCodeAt(position) === LF) {
