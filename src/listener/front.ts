@@ -231,7 +231,7 @@ export class Front {
     let text = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'unknown'}\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
     text += `Date: ${this.dateNow(now)}\r\n`;
-    if (!hasConnectionHeader(answer)) {
+    if (connectionHeader(answer) === undefined) {
       text += isLast ? 'Connection: close\r\n' : this.keepAliveLinesNow();
     }
     return `${text}\r\n${body}`;
@@ -663,26 +663,20 @@ function isPast(elapsed: number, limit: number): boolean {
   return limit > 0 && elapsed > limit;
 }
 
-/** Whether an answer carries its own `Connection` header (node then adds none). */
-function hasConnectionHeader(answer: Answer): boolean {
+/** The value of an answer's own `Connection` header, if it has one (node then adds none). */
+function connectionHeader(answer: Answer): string | undefined {
   const headers = answer.headers;
-  if (headers === undefined) return false;
+  if (headers === undefined) return undefined;
   for (let i = 0; i < headers.length; i += 2) {
-    if ((headers[i] as string).toLowerCase() === 'connection') return true;
+    if ((headers[i] as string).toLowerCase() === 'connection') return headers[i + 1] as string;
   }
-  return false;
+  return undefined;
 }
 
 /** Whether an answer's own headers close the connection, as node:http reads them. */
 function closesConnection(answer: Answer): boolean {
-  const headers = answer.headers;
-  if (headers === undefined) return false;
-  for (let i = 0; i < headers.length; i += 2) {
-    if ((headers[i] as string).toLowerCase() === 'connection') {
-      return /(?:^|\W)close(?:$|\W)/i.test(headers[i + 1] as string);
-    }
-  }
-  return false;
+  const value = connectionHeader(answer);
+  return value !== undefined && /(?:^|\W)close(?:$|\W)/i.test(value);
 }
 
 /** Whether `buf[from..to)` has a LF without a CR before it, or a CR followed by anything but LF. */
