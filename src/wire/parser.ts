@@ -288,64 +288,105 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       if (text.charCodeAt(0) === LF) position = 1;
     }
     if (pendingLength > 0) {
-      // Find the end of the carried-over line in this chunk first.
-      const end = findLineEnd(text, position);
-      if (end === -1) {
-        pushPending(text, position);
-        return;
-      }
-      pending.push(text.slice(position, end));
-      const line = pending.join('');
-      pending.length = 0;
-      pendingLength = 0;
-      processLine(line, 0, line.length);
-      position = afterLineEnd(text, end);
+      position = finishPending(text, position);
       if (position === -1) return;
     }
+    // Most streams end lines with LF alone: one indexOf per line is all the scanning needed.
     if (text.indexOf('\r', position) === -1) {
-      // Most streams end lines with LF alone: one indexOf per line is all the scanning needed.
-      let end = text.indexOf('\n', position);
-      while (end !== -1) {
-        // [spec] If the line is empty (a blank line): Dispatch the event.
-        if (end === position) dispatch();
-        // The usual event ends with one `data:` line and its blank line. With no data before it
-        // (so the data buffer is empty) and within the size limit, that line and the blank line
-        // are the same as appending the value and dispatching, done in one step: the value
-        // never goes through the data buffer, and no search is made for the blank line.
-        else if (
-          !hasData &&
-          end + 1 < text.length &&
-          text.charCodeAt(end + 1) === LF &&
-          end - position >= 5 &&
-          text.charCodeAt(position) === 100 &&
+      position = scanLF(text, position);
+      if (position < text.length) pushPending(text, position);
+    } else scanAnyLineEnd(text, position);
+  }
+
+  // Ends the line carried over from earlier chunks with this chunk's first line end, if it has one.
+  // Returns where the next line starts, or -1 when the chunk is used up.
+  function finishPending(text: string, position: number): number {
+    const end = findLineEnd(text, position);
+    if (end === -1) {
+      pushPending(text, position);
+      return -1;
+    }
+    pending.push(text.slice(position, end));
+    const line = pending.join('');
+    pending.length = 0;
+    pendingLength = 0;
+    processLine(line, 0, line.length);
+    return afterLineEnd(text, end);
+  }
+
+  // The scanning loop for a chunk with no CR from `from` on; returns where its unfinished last line
+  // starts. The usual `data:`, `id:` and `event:` lines are matched here, as in processLine(): V8
+  // does not inline processLine() (it is too big), and a call per line was a tenth of the time of
+  // a stream of small events. The loop is a function of its own, with one dispatch() in it and no
+  // call after it, so that V8 compiles it quickly and once: every call of dispatch() takes a copy
+  // of the whole event callback, and a call after the loop that had not yet run when V8 compiled
+  // the loop (during the first long chunk) threw the compiled code away at that chunk's end.
+  function scanLF(text: string, from: number): number {
+    let position = from;
+    // Where the next NUL in the chunk is (the chunk's length for none), searched for when an `id:`
+    // line is past the last one found: one search of the chunk serves all its `id:` lines.
+    let nulAt = -1;
+    let end = text.indexOf('\n', position);
+    while (end !== -1) {
+      const length = end - position;
+      // [spec] If the line is empty (a blank line): Dispatch the event.
+      if (length === 0) dispatch();
+      else if (discarding || data.length + length > limit) processLine(text, position, end);
+      else {
+        const first = text.charCodeAt(position);
+        // Each match first checks that the line is long enough, for the reason given in
+        // processLine().
+        if (
+          first === 100 &&
+          length >= 5 &&
           text.charCodeAt(position + 4) === COLON &&
           text.charCodeAt(position + 1) === 97 &&
           text.charCodeAt(position + 2) === 116 &&
-          text.charCodeAt(position + 3) === 97 &&
-          !discarding &&
-          end - position <= limit
+          text.charCodeAt(position + 3) === 97
         ) {
-          // [spec] Set the last event ID string of the event source to the value of the last
-          // event ID buffer. [...] Dispatch the newly created event.
-          lastEventId = lastEventIdBuffer;
-          const type = eventType || 'message';
-          eventType = '';
-          onEvent({ event: type, data: valueOf(text, position + 5, end), id: lastEventId });
-          position = end + 2;
-          end = text.indexOf('\n', position);
-          continue;
+          appendData(valueOf(text, position + 5, end));
+        } else if (
+          first === 105 &&
+          length >= 3 &&
+          text.charCodeAt(position + 2) === COLON &&
+          text.charCodeAt(position + 1) === 100
+        ) {
+          // [spec] If the field value does not contain U+0000 NULL, then set the last event ID
+          // buffer to the field value. Otherwise, ignore the field.
+          if (nulAt < position) {
+            nulAt = text.indexOf('\0', position);
+            if (nulAt === -1) nulAt = text.length;
+          }
+          // [spec] If value starts with a U+0020 SPACE character, remove it from value.
+          const start =
+            length > 3 && text.charCodeAt(position + 3) === SPACE ? position + 4 : position + 3;
+          if (nulAt > end) lastEventIdBuffer = text.slice(start, end);
+        } else if (
+          first === 101 &&
+          length >= 6 &&
+          text.charCodeAt(position + 5) === COLON &&
+          text.charCodeAt(position + 1) === 118 &&
+          text.charCodeAt(position + 2) === 101 &&
+          text.charCodeAt(position + 3) === 110 &&
+          text.charCodeAt(position + 4) === 116
+        ) {
+          // [spec] Set the event type buffer to the field value.
+          eventType = valueOf(text, position + 6, end);
         } else processLine(text, position, end);
-        position = end + 1;
-        // The blank line that ends an event usually follows at once: dispatch without a search.
-        if (position < text.length && text.charCodeAt(position) === LF) {
-          dispatch();
-          position++;
-        }
-        end = text.indexOf('\n', position);
       }
-      if (position < text.length) pushPending(text, position);
-      return;
+      position = end + 1;
+      // The blank line that ends an event usually follows at once: no search for it.
+      end =
+        position < text.length && text.charCodeAt(position) === LF
+          ? position
+          : text.indexOf('\n', position);
     }
+    return position;
+  }
+
+  // The scanning loop for a chunk with CRs in it: any of CRLF, LF and CR ends a line.
+  function scanAnyLineEnd(text: string, from: number): void {
+    let position = from;
     const length = text.length;
     // Scan for CR and LF separately with indexOf (fast native search), tracking the next of each.
     let nextLF = text.indexOf('\n', position);

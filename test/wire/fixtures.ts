@@ -253,6 +253,19 @@ export const vectors: Vector[] = [
     lastEventId: '1',
   },
   {
+    name: 'NULs in other lines leave the `id` lines before and after them alone',
+    input:
+      'data: \0\n\nid: 1\ndata: a\n\nid: 2\0\ndata: b\n\nid: 3\ndata: c\0\n\nid: 4\ndata: d\n\n',
+    events: [
+      message('\0'),
+      message('a', '1'),
+      message('b', '1'),
+      message('c\0', '3'),
+      message('d', '4'),
+    ],
+    lastEventId: '4',
+  },
+  {
     name: 'an `id` with an empty value resets the last event ID',
     input: 'id: 1\ndata: a\n\nid:\ndata: b\n\nid: 3\ndata: c\n\nid: \ndata: d\n\n',
     events: [message('a', '1'), message('b', ''), message('c', '3'), message('d', '')],
