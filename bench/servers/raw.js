@@ -64,18 +64,29 @@ function publish(req, res, action, token) {
   });
 }
 
-/** GET /stream/<count>: `id: <n>\ndata: {"n":<n>}\n\n` for n = 1..count, written in 64 KiB blocks. */
+/**
+ * GET /stream/<count>: `id: <n>\ndata: {"n":<n>}\n\n` for n = 1..count, written in 64 KiB blocks.
+ * The blocks are all made before the response starts: the client scenario measures how fast a
+ * client reads, and a fresh server making them on the fly (its code not yet optimised) sent the
+ * 200 000 events no faster than about 2 million a second, less at first, so a fast client waited
+ * for it.
+ */
 function stream(res, count) {
+  const blocks = [];
+  let block = '';
+  for (let n = 1; n <= count; n++) {
+    block += `id: ${n}\ndata: {"n":${n}}\n\n`;
+    if (block.length >= 65536) {
+      blocks.push(Buffer.from(block, 'latin1'));
+      block = '';
+    }
+  }
+  if (block !== '') blocks.push(Buffer.from(block, 'latin1'));
   res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
-  let n = 0;
+  let next = 0;
   const writeSome = () => {
-    while (n < count) {
-      let block = '';
-      while (n < count && block.length < 65536) {
-        n++;
-        block += `id: ${n}\ndata: {"n":${n}}\n\n`;
-      }
-      if (!res.write(block)) {
+    while (next < blocks.length) {
+      if (!res.write(blocks[next++])) {
         res.once('drain', writeSome);
         return;
       }
