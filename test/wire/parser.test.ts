@@ -269,6 +269,59 @@ describe('parser size limits and volume', () => {
     assert.deepEqual(events, [{ event: 'message', data: 'ok', id: '' }]);
   });
 
+  // The parser reads LF-only text in a loop of its own that matches the usual lines itself; other
+  // line ends and lines split across chunks go through the general per-line code. Random streams
+  // of usual and unusual lines must parse the same whichever way they take.
+  for (const maxEventLength of [undefined, 12]) {
+    test(`random streams parse the same with LF, CRLF or CR line ends, in any chunking${
+      maxEventLength === undefined ? '' : ` (maxEventLength ${maxEventLength})`
+    }`, () => {
+      const random = createRandom(0x5ca1ab1e);
+      const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)] as T;
+      const value = (): string => {
+        let text = '';
+        for (let i = Math.floor(random() * 7); i > 0; i--)
+          text += pick(['a', 'b', ' ', ':', '\0', 'é']);
+        return text;
+      };
+      const line = (): string =>
+        pick([
+          () => '',
+          () => '',
+          () => `data: ${value()}`,
+          () => `data:${value()}`,
+          () => `id: ${value()}`,
+          () => `id:${value()}`,
+          () => `event: ${value()}`,
+          () => `event:${value()}`,
+          () => `retry: ${pick(['0', '150', 'x1'])}`,
+          () => `:${value()}`,
+          () => pick(['data', 'id', 'event', 'd', 'i', 'e', 'dat: x', 'Data: x', 'ev:x', 'x:y']),
+        ])();
+      for (let run = 0; run < 200; run++) {
+        const lines = Array.from({ length: 1 + Math.floor(random() * 30) }, line);
+        const lf = `${lines.join('\n')}\n`;
+        const options = { maxEventLength };
+        const reference = parseChunks([lf], options);
+        const others: Array<[string, Array<string | Uint8Array>]> = [
+          ['CRLF', [lf.replaceAll('\n', '\r\n')]],
+          ['CR', [lf.replaceAll('\n', '\r')]],
+          ['LF one unit at a time', singleUnits(lf)],
+          ['LF in random chunks', randomChunks(lf, random, 1 + Math.floor(random() * 40))],
+          ['LF as bytes in random chunks', randomChunks(toBytes(lf), random, 16)],
+        ];
+        for (const [name, chunks] of others) {
+          const result = parseChunks(chunks, options);
+          assert.deepEqual(
+            { ...result, errors: result.errors.length },
+            { ...reference, errors: reference.errors.length },
+            `${name}, run ${run}: ${JSON.stringify(lf)}`,
+          );
+        }
+      }
+    });
+  }
+
   test('a chunk of many colon-less lines parses in linear time', () => {
     const lines = 'x\n'.repeat(500_000);
     const start = performance.now();
