@@ -345,6 +345,12 @@ export class EventSourceClient extends EventTarget {
     }
 
     this.#onEvent = options.onEvent;
+    const lastEventId = options.lastEventId ?? '';
+    if (/[\r\n\0]/.test(lastEventId)) {
+      throw new TypeError(
+        `\`lastEventId\` must not contain CR, LF or NUL, got ${JSON.stringify(lastEventId)}`,
+      );
+    }
     this.#parser = createParser(
       {
         onEvent: this.#handleEvent,
@@ -355,19 +361,9 @@ export class EventSourceClient extends EventTarget {
         },
         onError: (error) => this.#dispatchError(error, false),
       },
-      { maxEventLength },
+      // The parser holds the starting ID, as if an earlier stream had carried it.
+      { maxEventLength, lastEventId },
     );
-    if (options.lastEventId !== undefined && options.lastEventId !== '') {
-      if (/[\r\n\0]/.test(options.lastEventId)) {
-        throw new TypeError(
-          `\`lastEventId\` must not contain CR, LF or NUL, got ${JSON.stringify(options.lastEventId)}`,
-        );
-      }
-      // Let the parser hold the starting ID, as if the stream had carried it: an id-only event
-      // dispatches nothing but sets the last event ID string.
-      this.#parser.feed(`id:${options.lastEventId}\n\n`);
-      this.#parser.reset();
-    }
 
     this.closed = new Promise<void>((resolve, reject) => {
       this.#resolveClosed = resolve;

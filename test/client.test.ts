@@ -159,6 +159,14 @@ test('sends the lastEventId option on the first connection', { timeout }, async 
   assert.equal(server.requests[0]?.headers['last-event-id'], '41');
   assert.deepEqual(events, [{ id: '41', event: 'message', data: 'x', lastEventId: '41' }]);
   assert.throws(() => new EventSourceClient(server.url, { lastEventId: 'a\nb' }), TypeError);
+  // Kept exactly (a leading space too), and not counted against maxEventLength.
+  const other = new EventSourceClient(`${server.url}/s`, {
+    reconnect: false,
+    lastEventId: ' 41',
+    maxEventLength: 1,
+  });
+  other.close();
+  assert.equal(other.lastEventId, ' 41');
 });
 
 test('a 404 stops with HttpStatusError carrying the status and body', { timeout }, async (t) => {

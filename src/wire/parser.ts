@@ -39,6 +39,11 @@ export interface ParserOptions {
    * discarded with an `EventTooLargeError`. Defaults to `Infinity` (no limit).
    */
   maxEventLength?: number | undefined;
+  /**
+   * The last event ID to start from, as if an earlier stream had set it (a client resuming with a
+   * known ID). Any string without NUL, CR or LF. Defaults to `''`.
+   */
+  lastEventId?: string | undefined;
 }
 
 /** A streaming parser made by {@link createParser}. */
@@ -76,9 +81,10 @@ function valueOf(text: string, from: number, end: number): string {
 }
 
 /**
- * Creates a streaming SSE parser.
+ * Creates a streaming SSE parser. Its callbacks run inside `feed()` (and `end()`): they must not
+ * call `feed()`, `end()` or `reset()` of the same parser.
  * @param callbacks Where dispatched events, retries and comments go.
- * @param options Limits.
+ * @param options The size limit and the starting last event ID.
  * @returns The parser.
  * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
  */
@@ -96,6 +102,12 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
   // The limit as a small integer, so the per-line check stays an integer comparison. 2 ** 30 - 1
   // is beyond any data buffer plus line: V8 strings hold at most 2 ** 29 - 24 characters.
   const limit = Math.min(maxEventLength, 2 ** 30 - 1);
+  const startId = options.lastEventId ?? '';
+  if (typeof startId !== 'string' || /[\0\r\n]/.test(startId)) {
+    throw new TypeError(
+      `\`lastEventId\` must be a string without CR, LF or NUL, got ${JSON.stringify(startId)}`,
+    );
+  }
 
   let decoder: TextDecoder | undefined;
   // The decoder was given bytes since it was last flushed, so it may hold the start of a character.
@@ -116,8 +128,8 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
   let data = '';
   let hasData = false;
   let eventType = '';
-  let lastEventIdBuffer = '';
-  let lastEventId = '';
+  let lastEventIdBuffer = startId;
+  let lastEventId = startId;
 
   function dispatch(): void {
     // [spec] Set the last event ID string of the event source to the value of the last event ID buffer.
@@ -436,6 +448,13 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     pendingLength = 1;
   }
 
+  // Ends the decoder's current sequence: what it holds becomes U+FFFD, fed before what follows.
+  function flushDecoder(): void {
+    isDecoding = false;
+    const rest = (decoder as TextDecoder).decode();
+    if (rest) feedText(rest);
+  }
+
   function clearStream(): void {
     pending.length = 0;
     pendingLength = 0;
@@ -455,6 +474,9 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
   return {
     feed(chunk: Uint8Array | string): void {
       if (typeof chunk === 'string') {
+        // Bytes before it that ended mid-character can only be an invalid sequence now: flushing
+        // gives its U+FFFD before the string, not after.
+        if (isDecoding) flushDecoder();
         feedText(chunk);
         return;
       }
@@ -464,13 +486,9 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
         // Most streams are ASCII throughout. A chunk of ASCII bytes decodes to the same characters
         // as Latin-1, which Node copies out at memory speed, several times faster than a streaming
         // TextDecoder decode().
-        if (isDecoding) {
-          // An ASCII byte cannot continue a multi-byte sequence, so flushing the decoder here gives
-          // what it would give reading on: one U+FFFD for a sequence it holds, else nothing.
-          isDecoding = false;
-          const rest = (decoder as TextDecoder).decode();
-          if (rest) feedText(rest);
-        }
+        // An ASCII byte cannot continue a multi-byte sequence, so flushing the decoder here gives
+        // what it would give reading on: one U+FFFD for a sequence it holds, else nothing.
+        if (isDecoding) flushDecoder();
         feedText(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length).toString('latin1'));
         return;
       }
@@ -480,12 +498,8 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       feedText(decoder.decode(chunk, STREAM));
     },
     end(): void {
-      if (isDecoding) {
-        const rest = (decoder as TextDecoder).decode();
-        if (rest) feedText(rest);
-      }
+      if (isDecoding) flushDecoder();
       decoder = undefined;
-      isDecoding = false;
       clearStream();
     },
     reset(): void {

@@ -148,6 +148,39 @@ describe('parser streams and reconnections', () => {
     }
   });
 
+  test('the lastEventId option starts from that ID, as an earlier stream would have left it', () => {
+    const result = parseChunks(['data: a\n\nid: 6\ndata: b\n\n'], { lastEventId: ' 5' });
+    assert.deepEqual(result.events, [
+      { event: 'message', data: 'a', id: ' 5' },
+      { event: 'message', data: 'b', id: '6' },
+    ]);
+    const limited = createParser(
+      { onEvent: () => {}, onError: assert.fail },
+      {
+        lastEventId: 'abcdef',
+        maxEventLength: 1,
+      },
+    );
+    assert.equal(limited.lastEventId, 'abcdef');
+    limited.reset();
+    assert.equal(limited.lastEventId, 'abcdef');
+    for (const bad of ['a\0b', 'a\nb', 'a\rb']) {
+      assert.throws(() => createParser({ onEvent: () => {} }, { lastEventId: bad }), {
+        name: 'TypeError',
+        message: /^`lastEventId` must be a string without CR, LF or NUL/,
+      });
+    }
+  });
+
+  test('a string after bytes that ended mid-character comes after that sequence, as U+FFFD', () => {
+    const result = parseChunks([
+      Uint8Array.from([0x64, 0x61, 0x74, 0x61, 0x3a, 0xc3]),
+      'x',
+      Uint8Array.from([0xa9, 0x0a, 0x0a]),
+    ]);
+    assert.deepEqual(result.events, [{ event: 'message', data: '\ufffdx\ufffd', id: '' }]);
+  });
+
   test('callbacks are optional except onEvent', () => {
     const events: ParsedEvent[] = [];
     const parser = createParser({ onEvent: (event) => events.push(event) });
