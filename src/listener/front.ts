@@ -154,6 +154,12 @@ export class Front {
   private readonly timer: NodeJS.Timeout;
   private date = '';
   private dateExpiresAt = 0;
+  /**
+   * Sockets handed to node:http in the middle of a head that began in an earlier read, and when
+   * that head's headersTimeout ends: node starts its own clock at the hand-off, which would give a
+   * slowly trickled head up to twice the time.
+   */
+  private readonly unfinishedHeads = new Map<net.Socket, number>();
 
   constructor(
     readonly server: http.Server,
@@ -164,6 +170,9 @@ export class Front {
     const keepAliveMs = server.keepAliveTimeout;
     const tickMs = Math.max(10, Math.min(1000, keepAliveMs > 0 ? keepAliveMs / 2 : 1000));
     this.timer = setInterval(() => this.expire(), tickMs).unref();
+    server.on('request', (request: http.IncomingMessage) => {
+      if (this.unfinishedHeads.size > 0) this.unfinishedHeads.delete(request.socket);
+    });
   }
 
   // node:http's limits, read from the server each time (as node does): a user may tune
@@ -253,6 +262,7 @@ export class Front {
   close(): void {
     this.isClosing = true;
     clearInterval(this.timer);
+    this.unfinishedHeads.clear();
     this.closeIdle();
   }
 
@@ -268,10 +278,24 @@ export class Front {
     for (const connection of this.connections) connection.socket.destroy();
   }
 
+  /** Holds node:http to `deadline` (ms) for the head `socket` is in the middle of. */
+  watchHead(socket: net.Socket, deadline: number): void {
+    this.unfinishedHeads.set(socket, deadline);
+  }
+
   /** Closes connections past node:http's keepAliveTimeout, headersTimeout or requestTimeout. */
   private expire(): void {
     const now = Date.now();
     for (const connection of this.connections) connection.expire(now);
+    for (const [socket, deadline] of this.unfinishedHeads) {
+      if (socket.destroyed) this.unfinishedHeads.delete(socket);
+      else if (now > deadline) {
+        // What node:http does at its own headersTimeout.
+        this.unfinishedHeads.delete(socket);
+        socket.write(REQUEST_TIMEOUT);
+        socket.destroySoon();
+      }
+    }
   }
 }
 
@@ -623,6 +647,15 @@ class Connection {
     const socket = this.socket;
     const earlier = carried > 0 ? this.head?.subarray(0, carried) : undefined;
     debug('fast path: connection handed to node:http');
+    // A head begun in an earlier read and still unfinished keeps the deadline it had here.
+    const headersMs = this.front.headersMs;
+    if (
+      carried > 0 &&
+      headersMs > 0 &&
+      (this.head as Buffer).subarray(0, this.headLength).indexOf('\r\n\r\n', 0, 'latin1') === -1
+    ) {
+      this.front.watchHead(socket, this.since + headersMs);
+    }
     this.phase = HANDED_OFF;
     this.front.connections.delete(this);
     // Not `delete`: it would turn the socket into a slow dictionary-mode object for node:http.

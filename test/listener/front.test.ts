@@ -6,6 +6,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import type http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import { JSONEvent, StringIdEvent, type Event } from '../../src/events.js';
@@ -465,6 +466,34 @@ test(
     client.socket.write(simplePost('/ping/f', 'x', 'Host: x\r\n'));
     const [response] = await client.read(1);
     assert.match(response ?? '', /^HTTP\/1\.1 404 /);
+    assert.equal(running.nodeRequests, 0);
+  },
+);
+
+test(
+  'a head begun in one read and handed to node:http keeps its headersTimeout from its first byte',
+  { timeout },
+  async (t) => {
+    // node:http starts its header clock when it is given the socket. A head trickled in ("P", a
+    // pause, then the rest of a PUT slowly) would otherwise get up to twice the time; node itself
+    // only looks every connectionsCheckingInterval (30 s), so without the front's own deadline
+    // this connection would still be open at the end of the test.
+    const running = await start(t, { keepAliveTimeoutMs: 200 });
+    (running.listener.server as http.Server).headersTimeout = 1500;
+    const client = await Client.connect(t, running.port);
+    const started = Date.now();
+    client.socket.write('P');
+    await sleep(600);
+    client.socket.write('UT /ping/slow HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+    const trickle = setInterval(() => client.socket.write('a'), 100);
+    t.after(() => clearInterval(trickle));
+    await Promise.race([
+      client.closed,
+      sleep(4000).then(() => assert.fail('still open 4 s after the first byte')),
+    ]);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 1450 && elapsed < 2500, `closed after ${elapsed} ms`);
+    assert.match(client.text, /^HTTP\/1\.1 408 Request Timeout\r\n/);
     assert.equal(running.nodeRequests, 0);
   },
 );
