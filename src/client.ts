@@ -345,12 +345,6 @@ export class EventSourceClient extends EventTarget {
     }
 
     this.#onEvent = options.onEvent;
-    const lastEventId = options.lastEventId ?? '';
-    if (/[\r\n\0]/.test(lastEventId)) {
-      throw new TypeError(
-        `\`lastEventId\` must not contain CR, LF or NUL, got ${JSON.stringify(lastEventId)}`,
-      );
-    }
     this.#parser = createParser(
       {
         onEvent: this.#handleEvent,
@@ -361,8 +355,9 @@ export class EventSourceClient extends EventTarget {
         },
         onError: (error) => this.#dispatchError(error, false),
       },
-      // The parser holds the starting ID, as if an earlier stream had carried it.
-      { maxEventLength, lastEventId },
+      // The parser holds the starting ID, as if an earlier stream had carried it (and refuses
+      // one with CR, LF or NUL with a TypeError).
+      { maxEventLength, lastEventId: options.lastEventId },
     );
 
     this.closed = new Promise<void>((resolve, reject) => {
