@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { enableDebug } from '../debug.js';
 import { flattenError } from '../errors.js';
 import { JSONEvent, JSONIdEvent, StringEvent, StringIdEvent, type EventClass } from '../events.js';
-import { createListener, type ListenerOptions } from '../listener/listener.js';
+import { createListener } from '../listener/listener.js';
+import { DEFAULTS, type ListenerOptions } from '../listener/options.js';
 import { normalizePrefix } from '../listener/routes.js';
 import { createRedisBroker } from '../listener/redis-broker.js';
 import {
@@ -50,6 +51,7 @@ interface ListenerFlags {
   redis?: string;
   workers?: number;
   fastPath?: boolean;
+  http2?: boolean;
 }
 
 function buildCommand(io: CliIo): Command {
@@ -81,14 +83,15 @@ function buildCommand(io: CliIo): Command {
     )
     .addOption(
       new Option('-k, --keepalive <ms>', 'keepalive comment interval on idle streams, 0 = off')
-        .default(15000)
+        .default(DEFAULTS.keepaliveMs)
         .argParser(parseNonNegativeInt)
         .env(env('KEEPALIVE')),
     )
     .addOption(
-      new Option('-K, --keyfile <file>', 'TLS private key (PEM); with -C serves HTTPS').env(
-        env('KEYFILE'),
-      ),
+      new Option(
+        '-K, --keyfile <file>',
+        'TLS private key (PEM); with -C serves HTTPS, with HTTP/2 and HTTP/1.1 on one port',
+      ).env(env('KEYFILE')),
     )
     .addOption(
       new Option('-C, --certfile <file>', 'TLS certificate (PEM); with -K serves HTTPS').env(
@@ -107,19 +110,19 @@ function buildCommand(io: CliIo): Command {
     )
     .addOption(
       new Option('--history <n>', 'events kept per token for replay after Last-Event-ID')
-        .default(1000)
+        .default(DEFAULTS.history)
         .argParser(parseNonNegativeInt)
         .env(env('HISTORY')),
     )
     .addOption(
       new Option('--history-bytes <bytes>', 'bytes kept per token for replay (k/m/g suffixes)')
-        .default(8 * 1024 * 1024, '8m')
+        .default(DEFAULTS.historyBytes, '8m')
         .argParser(parseBytes)
         .env(env('HISTORY_BYTES')),
     )
     .addOption(
       new Option('--grace <ms>', 'how long a token and its history outlive its last subscriber')
-        .default(60000)
+        .default(DEFAULTS.graceMs)
         .argParser(parseNonNegativeInt)
         .env(env('GRACE')),
     )
@@ -130,13 +133,13 @@ function buildCommand(io: CliIo): Command {
     )
     .addOption(
       new Option('--max-buffer <bytes>', 'bytes waiting for one subscriber before it is cut off')
-        .default(1024 * 1024, '1m')
+        .default(DEFAULTS.maxBuffer, '1m')
         .argParser(parseBytes)
         .env(env('MAX_BUFFER')),
     )
     .addOption(
       new Option('--max-body <bytes>', 'largest POST body (413 above)')
-        .default(1024 * 1024, '1m')
+        .default(DEFAULTS.maxBody, '1m')
         .argParser(parseBytes)
         .env(env('MAX_BODY')),
     )
@@ -176,6 +179,12 @@ function buildCommand(io: CliIo): Command {
         '--no-fast-path',
         'leave every request to node:http (by default simple POSTs are read by a faster front)',
       ).env(env('NO_FAST_PATH')),
+    )
+    .addOption(
+      new Option(
+        '--no-http2',
+        'with -K/-C, offer HTTP/1.1 only (by default HTTP/2 too, chosen by ALPN)',
+      ).env(env('NO_HTTP2')),
     )
     .addHelpText(
       'after',
@@ -243,16 +252,15 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     return runPrimary(flags.workers, io, `${eventClass.name}${describeOptions(flags)}`);
   }
   const mode = flags.multi ? 'multi' : flags.takeover ? 'takeover' : 'single';
+  const brokerOptions = {
+    mode,
+    history: flags.history,
+    historyBytes: flags.historyBytes,
+    graceMs: flags.grace,
+    gapEvent: flags.gapEvent,
+  } as const;
   const broker =
-    flags.redis === undefined
-      ? undefined
-      : await createRedisBroker(flags.redis, {
-          mode,
-          history: flags.history,
-          historyBytes: flags.historyBytes,
-          graceMs: flags.grace,
-          gapEvent: flags.gapEvent,
-        });
+    flags.redis === undefined ? undefined : await createRedisBroker(flags.redis, brokerOptions);
   if (broker !== undefined && broker.status !== 'ready') {
     io.stderr.write(
       `eventsource-listener: Redis is not reachable yet (${broker.stats().redisLastError || broker.status}); POSTs get 503 until it is\n`,
@@ -261,14 +269,11 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   let listener;
   try {
     listener = createListener({
-      broker,
+      ...(broker === undefined ? brokerOptions : { broker }),
       eventClass,
       keepalive: flags.keepalive,
-      mode,
-      history: flags.history,
-      historyBytes: flags.historyBytes,
-      graceMs: flags.grace,
-      gapEvent: flags.gapEvent,
+      // The CLI owns its process: it may force collections to give large bodies' memory back.
+      reclaimBodies: true,
       maxBuffer: flags.maxBuffer,
       maxBody: flags.maxBody,
       prefix: flags.prefix,
@@ -277,6 +282,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       maxConnections: flags.maxConnections,
       demo: flags.demo,
       fastPath: flags.fastPath,
+      http2: flags.http2,
       tls,
     });
   } catch (error) {
@@ -307,16 +313,17 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
 /** The options that differ from the defaults, for the start-up line. */
 function describeOptions(flags: ListenerFlags): string {
   const parts: string[] = [];
-  if (flags.keepalive !== 15000)
+  if (flags.keepalive !== DEFAULTS.keepaliveMs)
     parts.push(flags.keepalive === 0 ? 'keepalive off' : `keepalive ${flags.keepalive} ms`);
   if (flags.multi) parts.push('multi');
   if (flags.takeover) parts.push('takeover');
-  if (flags.history !== 1000) parts.push(`history ${flags.history}`);
-  if (flags.historyBytes !== 8 * 1024 * 1024) parts.push(`history-bytes ${flags.historyBytes}`);
-  if (flags.grace !== 60000) parts.push(`grace ${flags.grace} ms`);
+  if (flags.history !== DEFAULTS.history) parts.push(`history ${flags.history}`);
+  if (flags.historyBytes !== DEFAULTS.historyBytes)
+    parts.push(`history-bytes ${flags.historyBytes}`);
+  if (flags.grace !== DEFAULTS.graceMs) parts.push(`grace ${flags.grace} ms`);
   if (flags.gapEvent !== undefined) parts.push(`gap-event ${flags.gapEvent}`);
-  if (flags.maxBuffer !== 1024 * 1024) parts.push(`max-buffer ${flags.maxBuffer}`);
-  if (flags.maxBody !== 1024 * 1024) parts.push(`max-body ${flags.maxBody}`);
+  if (flags.maxBuffer !== DEFAULTS.maxBuffer) parts.push(`max-buffer ${flags.maxBuffer}`);
+  if (flags.maxBody !== DEFAULTS.maxBody) parts.push(`max-body ${flags.maxBody}`);
   if (flags.cors !== undefined) parts.push(`cors ${flags.cors.join(' ')}`);
   if (flags.publishSecret !== undefined) parts.push('publish-secret set');
   if (flags.maxConnections !== undefined) parts.push(`max-connections ${flags.maxConnections}`);
@@ -325,6 +332,7 @@ function describeOptions(flags: ListenerFlags): string {
     parts.push(`redis ${flags.redis.replace(/\/\/[^@/]*@/, '//***@')}`);
   if (flags.workers !== undefined) parts.push(`workers ${flags.workers}`);
   if (flags.fastPath === false) parts.push('no fast path');
+  if (flags.http2 === false && flags.keyfile !== undefined) parts.push('HTTP/1.1 only');
   return parts.length === 0 ? '' : `; ${parts.join(', ')}`;
 }
 

@@ -1,8 +1,15 @@
-export * from './listener.js';
-export * from './broker.js';
+export {
+  createListener,
+  checkEventClass,
+  type Listener,
+  type ListenerOptions,
+  type ListenerStats,
+  type ListenerHandler,
+  type ListenerServer,
+} from './listener.js';
+export type { Broker, BrokerOptions, BrokerStats, PublishOutcome, StreamMode } from './broker.js';
 export { MemoryBroker } from './memory-broker.js';
-export { Subscriber, type SubscriberContext } from './subscriber.js';
-export { Chunk } from './chunk.js';
+export type { Subscriber } from './subscriber.js';
 export { parseTarget, normalizePrefix, type Route, type ParsedTarget } from './routes.js';
 export {
   RedisBroker,

@@ -16,6 +16,7 @@ import {
   type StreamMode,
 } from './broker.js';
 import type { Chunk } from './chunk.js';
+import { resolveBrokerOptions } from './options.js';
 import type { Subscriber } from './subscriber.js';
 
 /** One token: its live subscribers and what it keeps for replay. */
@@ -73,7 +74,7 @@ class TokenState {
   }
 }
 
-/** Creates the in-memory broker. */
+/** The in-memory broker. */
 export class MemoryBroker implements Broker {
   private readonly tokens = new Map<string, TokenState>();
   private readonly mode: StreamMode;
@@ -87,12 +88,17 @@ export class MemoryBroker implements Broker {
   private readonly onSubscriberClose = (subscriber: Subscriber): void =>
     this.unsubscribe(subscriber);
 
+  /**
+   * @param options See {@link BrokerOptions}.
+   * @throws TypeError or RangeError for an invalid option.
+   */
   constructor(options: BrokerOptions = {}) {
-    this.mode = options.mode ?? 'single';
-    this.historyCount = options.history ?? 1000;
-    this.historyBytes = options.historyBytes ?? 8 * 1024 * 1024;
-    this.graceMs = options.graceMs ?? 60000;
-    this.gapEvent = options.gapEvent;
+    const resolved = resolveBrokerOptions(options);
+    this.mode = resolved.mode;
+    this.historyCount = resolved.history;
+    this.historyBytes = resolved.historyBytes;
+    this.graceMs = resolved.graceMs;
+    this.gapEvent = resolved.gapEvent;
   }
 
   subscribe(subscriber: Subscriber, lastEventId: string | undefined): 'ok' | 'conflict' {

@@ -1,27 +1,26 @@
 /**
- * One open event stream: an ordered outgoing queue over a socket, with backpressure and a cut-off.
+ * One open event stream: an ordered outgoing queue over a transport's sink, with backpressure and a
+ * cut-off. Transport-neutral: each transport (node:http, HTTP/2) extends it with the few methods
+ * that reach its own stream, the sink.
  *
- * Events are written straight to the socket (already framed, see `Chunk`), so each subscriber's
- * bytes leave at once, in one pass over the subscribers, instead of waiting behind a cork. When the
- * socket's buffer is full (`write()` returned false) further events wait in this subscriber's own
- * queue until `drain`; when the socket's buffer and the queue together exceed `maxBuffer` bytes, the
- * subscriber is cut off, so a client that stops reading cannot grow the listener's memory.
+ * Events are written to the sink at once, in one pass over the subscribers, instead of waiting
+ * behind a cork. When the sink is full (`send()` returned false) further events wait in this
+ * subscriber's own queue until the sink drains; when the sink's buffer and the queue together
+ * exceed `maxBuffer` bytes, the subscriber is cut off, so a client that stops reading cannot grow
+ * the listener's memory.
  */
-import type { ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { debugListener as debug } from '../debug.js';
 import type { Chunk } from './chunk.js';
+import type { Answer } from './hub.js';
 
 /** What every subscriber of one listener shares: limits, counters (for `/stats`), the open streams. */
 export interface SubscriberContext {
   /** Bytes that may wait for one subscriber before it is cut off. */
   readonly maxBuffer: number;
-  /** Headers of every event stream (content type, cache, CORS added per request). */
-  readonly headers: Record<string, string>;
   /** Every open stream, for keepalive and shutdown. */
   readonly streams: Set<Subscriber>;
   /**
-   * Whether a write is held until the end of the current tick (set by the broker while it
+   * Whether a write may be held until the end of the current tick (set by the broker while it
    * delivers to a single subscriber). A fan-out writes at once, so that the first subscribers do
    * not wait for the last ones.
    */
@@ -31,63 +30,46 @@ export interface SubscriberContext {
   cutOff: number;
 }
 
-const kSubscriber = Symbol('eventsource.subscriber');
-
-/** One open stream for one token. */
-export class Subscriber {
-  /** Chunks waiting for `drain`, oldest first; undefined while the socket accepts writes. */
+/**
+ * One open stream for one token, as brokers see it: `open()`, `write()`, `end()`, `detach()`,
+ * `cutOff()`, and `onClose`. A transport implements the sink methods (the protected abstract ones).
+ */
+export abstract class Subscriber {
+  /** Chunks waiting for the sink to drain, oldest first; undefined while the sink accepts writes. */
   private queue: Chunk[] | undefined = undefined;
   private queuedBytes = 0;
   /** Bytes of replay waiting, allowed on top of `maxBuffer` until the queue is empty again. */
   private allowance = 0;
+  private pendingEnd = false;
   /** Whether nothing was written since the last keepalive tick. */
   isIdle = false;
   /** Whether the stream has ended (or is ending); writes are refused. */
   isClosed = false;
   /** Set by the broker: called once when the stream closes, for whatever reason. */
   onClose: ((subscriber: Subscriber) => void) | undefined = undefined;
-  private socket: Socket | null = null;
-  private isChunked = false;
 
   /**
    * @param token The token subscribed to.
-   * @param res The response; nothing is sent until {@link open}.
    * @param context What all subscribers of the listener share.
-   * @param extraHeaders Headers for this response only (CORS), or undefined.
+   * @param headers The stream's response headers as a flat list (name, value, ...).
    */
   constructor(
     readonly token: string,
-    private readonly res: ServerResponse,
     readonly context: SubscriberContext,
-    private readonly extraHeaders: Record<string, string> | undefined,
+    private readonly headers: readonly string[],
   ) {}
 
   /**
    * Sends the event-stream headers at once; the broker calls this when it accepts the subscriber.
-   * Until then the response can still answer an error (423).
+   * Until then the transport can still answer an error (423) with {@link refuse}.
    */
   open(): void {
-    const res = this.res;
-    res.writeHead(
-      200,
-      this.extraHeaders === undefined
-        ? this.context.headers
-        : { ...this.context.headers, ...this.extraHeaders },
-    );
-    res.flushHeaders();
-    // A response only has its socket once earlier pipelined responses on the connection finished;
-    // without it, writes go through the response (slower, same bytes).
-    this.socket = res.socket;
-    this.isChunked =
-      (res as ServerResponse & { chunkedEncoding?: boolean }).chunkedEncoding === true;
-    (res as unknown as Record<symbol, Subscriber>)[kSubscriber] = this;
+    this.openSink(this.headers);
     this.context.streams.add(this);
-    if (res.destroyed) this.handleClose();
-    else res.once('close', onResponseClose);
   }
 
   /**
-   * Writes a chunk now, or queues it behind earlier ones when the socket is full.
+   * Writes a chunk now, or queues it behind earlier ones when the sink is full.
    * @returns false when the subscriber is closed (the chunk was not taken).
    */
   write(chunk: Chunk, isReplay = false): boolean {
@@ -100,7 +82,7 @@ export class Subscriber {
     else if (this.queue === undefined)
       this.allowance = 0; // Nothing waits: no replay to allow for.
     else if (
-      this.queuedBytes + (this.socket?.writableLength ?? this.res.writableLength) >
+      this.queuedBytes + this.sinkBufferedBytes() >
       this.context.maxBuffer + this.allowance
     ) {
       if (chunk.seq !== 0) this.context.dropped++;
@@ -116,25 +98,13 @@ export class Subscriber {
     if (chunk.seq !== 0) this.context.delivered++;
     if (!this.send(chunk)) {
       this.queue = [];
-      (this.socket ?? this.res).once('drain', () => this.flush());
+      this.waitForDrain();
     }
     return true;
   }
 
-  private send(chunk: Chunk): boolean {
-    const socket = this.socket;
-    if (socket === null) return this.res.write(chunk.raw);
-    if (this.context.corkSingleWrites && socket.writableCorked === 0) {
-      // Hold the bytes until the current tick ends, as Node does for every response it writes: the
-      // event then leaves together with the publisher's reply, and the process reading both is
-      // woken once instead of twice (on loopback that wake-up costs the sender more than the write).
-      socket.cork();
-      process.nextTick(uncorkSocket, socket);
-    }
-    return socket.write(this.isChunked ? chunk.framed : chunk.raw);
-  }
-
-  private flush(): void {
+  /** Writes what waited, once the sink drained; the transport calls it. */
+  protected flush(): void {
     const queue = this.queue;
     if (queue === undefined || this.isClosed) return;
     let index = 0;
@@ -152,10 +122,8 @@ export class Subscriber {
       return;
     }
     this.queue = queue.slice(index);
-    (this.socket ?? this.res).once('drain', () => this.flush());
+    this.waitForDrain();
   }
-
-  private pendingEnd = false;
 
   /** Ends the stream cleanly once everything queued was written. */
   end(): void {
@@ -165,12 +133,12 @@ export class Subscriber {
       return;
     }
     this.isClosed = true;
-    this.res.end();
+    this.endSink();
   }
 
   /**
-   * Takes the chunks not yet handed to the socket (for a takeover) and ends the stream. A half-open
-   * connection never finishes ending, so the socket is destroyed after a second.
+   * Takes the chunks not yet handed to the sink (for a takeover) and ends the stream. A half-open
+   * connection never finishes ending, so the stream is destroyed after a second.
    * @returns The chunks that this subscriber will never send.
    */
   detach(): Chunk[] {
@@ -178,8 +146,7 @@ export class Subscriber {
     this.queue = undefined;
     this.queuedBytes = 0;
     this.end();
-    const socket = this.socket;
-    if (socket !== null) setTimeout(() => socket.destroy(), 1000).unref();
+    setTimeout(() => this.destroySink(), 1000).unref();
     return queue;
   }
 
@@ -195,15 +162,15 @@ export class Subscriber {
     this.queue = undefined;
     this.queuedBytes = 0;
     this.isClosed = true;
-    (this.socket ?? this.res).destroy();
+    this.destroySink();
   }
 
-  /** Bytes waiting for this subscriber (queue plus socket buffer). */
+  /** Bytes waiting for this subscriber (queue plus the sink's buffer). */
   get bufferedBytes(): number {
-    return this.queuedBytes + (this.socket?.writableLength ?? 0);
+    return this.queuedBytes + this.sinkBufferedBytes();
   }
 
-  /** Called from the response's `close` event. */
+  /** The transport calls this once when its stream closed, for whatever reason. */
   handleClose(): void {
     this.isClosed = true;
     this.context.streams.delete(this);
@@ -216,6 +183,29 @@ export class Subscriber {
     this.onClose = undefined;
     onClose?.(this);
   }
+
+  // The sink: what a transport provides.
+
+  /**
+   * Answers the request with a complete answer instead of a stream (a `423`, or the error of a
+   * broker that failed). Only before {@link open}.
+   */
+  abstract refuse(answer: Answer, headers: readonly string[]): void;
+  /**
+   * Sends status 200 and `headers`; from then on the transport calls {@link handleClose} once
+   * when its stream closes (at once if it already has).
+   */
+  protected abstract openSink(headers: readonly string[]): void;
+  /** Writes one block; false when the sink's buffer is full (then {@link waitForDrain} follows). */
+  protected abstract send(chunk: Chunk): boolean;
+  /** Calls {@link flush} once the sink can take more. */
+  protected abstract waitForDrain(): void;
+  /** Bytes written to the sink but not yet sent. */
+  protected abstract sinkBufferedBytes(): number;
+  /** Ends the stream cleanly after what was written. */
+  protected abstract endSink(): void;
+  /** Ends the stream at once (a slow reader cut off, a half-open connection). */
+  protected abstract destroySink(): void;
 }
 
 /** The events (not comments or `retry:` lines) among queued chunks, for the `/stats` counters. */
@@ -223,13 +213,4 @@ function countEvents(queue: Chunk[] | undefined): number {
   let count = 0;
   if (queue !== undefined) for (const chunk of queue) if (chunk.seq !== 0) count++;
   return count;
-}
-
-function uncorkSocket(socket: Socket): void {
-  socket.uncork();
-}
-
-// One shared listener for every response, rather than a closure per subscriber.
-function onResponseClose(this: ServerResponse): void {
-  (this as unknown as Record<symbol, Subscriber | undefined>)[kSubscriber]?.handleClose();
 }

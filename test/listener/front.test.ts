@@ -592,7 +592,8 @@ test(
   { timeout },
   async (t) => {
     const running = await start(t, { keepAliveTimeoutMs: 200 });
-    const server = running.listener.server;
+    // Over plain HTTP the listener's server is node:http's.
+    const server = running.listener.server as http.Server | undefined;
     assert.ok(server);
     // Raised after listen(), as one does to outlast a load balancer's idle timeout.
     server.keepAliveTimeout = 1500;
@@ -619,7 +620,7 @@ test(
   async (t) => {
     for (const setting of ['maxRequestsPerSocket', 'timeout'] as const) {
       const running = await start(t);
-      const server = running.listener.server;
+      const server = running.listener.server as http.Server | undefined;
       assert.ok(server);
       // A connection that the front already served, then the setting.
       const client = await Client.connect(t, running.port);

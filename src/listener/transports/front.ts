@@ -1,13 +1,10 @@
 /**
  * The fast path of `listen()` over plain HTTP: simple POSTs read and answered without node:http.
  *
- * Why: publishing is the hot path of a push hub, and node:http costs more than the listener's
- * own work there. Profiled in the unicast benchmark (`npm run bench -- --only unicast`), over
- * 80 % of the listener's CPU per POST went to node:http (IncomingMessage, ServerResponse, header
- * objects, llhttp callbacks) and syscalls: it used 1.0-1.1x the server CPU per delivery of a bare
- * node:http server (54-62 µs against 50-55 µs). With this front it uses 0.75-0.8x (38-41 µs),
- * and delivers 1.1-1.8x better-sse's events per second, 1.1x while the load generator is the
- * bottleneck, more when the server is (2 vCPUs, late 2026).
+ * Why: publishing is the hot path of a push hub, and node:http's per-request objects (IncomingMessage,
+ * ServerResponse, header objects, llhttp callbacks) cost more than the listener's own work there.
+ * Reading the few POSTs that matter straight off the socket takes that away (the figures, and how
+ * they were measured, are in BENCHMARKS.md).
  *
  * The hand-off rule: the server's 'connection' listener is this front. It reads requests one at a
  * time and serves a request itself only when it is a *simple POST*: `POST <target> HTTP/1.1` to
@@ -20,51 +17,23 @@
  * and applies its own rules (a 400 for a smuggling attempt, say). Everything accepted here is
  * accepted by node:http's strict parser too, so a request never gets a different answer here.
  *
- * Answers are the listener's (`FrontApp`: the same decisions as its node:http path), written as
- * node:http writes them: same status line, headers in the same order, then node's `Date`,
- * `Connection` and `Keep-Alive`. One request is handled at a time, so replies keep the order of
- * requests even when the broker answers later; input is paused while an answer is pending or
- * the socket's write buffer is full. node:http's timeouts are kept with one interval for every
- * connection instead of a timer per request, read from the server each time (a user may tune
- * `listener.server` after listen()); with settings the front does not implement
- * (`maxRequestsPerSocket`, `server.timeout`) node:http serves every request.
+ * Answers are the core's (`hub.ts`: the same decisions as on node:http), written as node:http
+ * writes them: same status line, headers in the same order, then node's `Date`, `Connection` and
+ * `Keep-Alive`. One request is handled at a time, so replies keep the order of requests even when
+ * the broker answers later; input is paused while an answer is pending or the socket's write
+ * buffer is full. node:http's timeouts are kept with one interval for every connection instead of
+ * a timer per request, read from the server each time (a user may tune `listener.server` after
+ * listen()); with settings the front does not implement (`maxRequestsPerSocket`,
+ * `server.timeout`) node:http serves every request.
  *
  * The price: a connection handed over (every stream) has had its first bytes read in JavaScript
- * rather than by node's parser directly, about 20 µs more CPU once per connection (the benchmark's
- * connections scenario: ~178 µs per stream instead of ~155 µs).
+ * rather than by node's parser directly, once per connection.
  */
 import http from 'node:http';
 import type net from 'node:net';
-import { debugListener as debug } from '../debug.js';
-import type { BodyAssembler, BodyReclaimer } from './reclaim.js';
-import { parseTarget } from './routes.js';
-
-/** A complete answer: status, body and the headers beyond those every answer has. */
-export interface Answer {
-  readonly status: number;
-  readonly body: string;
-  /** Extra headers as a flat list (name, value, ...), written after the common ones. */
-  readonly headers?: readonly string[] | undefined;
-}
-
-/** What the front needs from the listener: the decisions its node:http path makes. */
-export interface FrontApp {
-  /** The listener's normalised prefix. */
-  readonly prefix: string;
-  /** The answer to a POST refused before its body is read, or undefined to read the body. */
-  refusePost(action: string, authorization: string | undefined, length: number): Answer | undefined;
-  /** Publishes a complete body; the promise (of a broker that needs I/O) never rejects. */
-  publishBody(token: string, action: string, body: string): Answer | Promise<Answer>;
-  /** Content-Type, Content-Length, CORS for `origin`, then `extra`, as a flat list. */
-  replyHeaders(
-    origin: string | undefined,
-    status: number,
-    body: string,
-    extra?: readonly string[],
-  ): string[];
-  readonly reclaimer: BodyReclaimer | undefined;
-  readonly bodyAssembler: BodyAssembler;
-}
+import { debugListener as debug } from '../../debug.js';
+import type { Answer, Hub, PostBody } from '../hub.js';
+import { parseTarget } from '../routes.js';
 
 /** Largest head (request line and headers, with their CRLFs) read here: node's default. */
 const MAX_HEAD = 16 * 1024;
@@ -119,14 +88,14 @@ interface FrontSocket extends net.Socket {
  * front, which calls it for every connection it hands off.
  * @returns The front, or undefined (fast path off) when node's listener is not where expected.
  */
-export function installFront(server: http.Server, app: FrontApp): Front | undefined {
+export function installFront(server: http.Server, hub: Hub): Front | undefined {
   const listeners = server.listeners('connection');
   const nodeListener = listeners[0] as ((socket: net.Socket) => void) | undefined;
   if (listeners.length !== 1 || nodeListener === undefined) {
     debug('fast path off: node:http has %d connection listeners', listeners.length);
     return undefined;
   }
-  const front = new Front(server, app, nodeListener);
+  const front = new Front(server, hub, nodeListener);
   server.removeListener('connection', nodeListener);
   server.on('connection', (socket: net.Socket) => front.accept(socket));
   // node:http only knows the connections it was given: these reach the front's too (server.close()
@@ -163,7 +132,7 @@ export class Front {
 
   constructor(
     readonly server: http.Server,
-    readonly app: FrontApp,
+    readonly hub: Hub,
     private readonly nodeListener: (socket: net.Socket) => void,
   ) {
     // One interval for every connection; a connection may outlive its limit by one tick.
@@ -236,7 +205,7 @@ export class Front {
    */
   format(answer: Answer, origin: string | undefined, isLast: boolean, now: number): string {
     const { status, body } = answer;
-    const headers = this.app.replyHeaders(origin, status, body, answer.headers);
+    const headers = this.hub.answers.headersFor(answer, origin);
     let text = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'unknown'}\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
     text += `Date: ${this.dateNow(now)}\r\n`;
@@ -323,9 +292,8 @@ class Connection {
   private authorization: string | undefined;
   private isLast = false;
   private remaining = 0;
-  private first: Buffer | undefined;
-  private rest: Buffer[] | undefined;
-  private size = 0;
+  /** Made at the first POST with a body to read (most handed-off connections never have one). */
+  private body: PostBody | undefined;
 
   constructor(
     readonly socket: FrontSocket,
@@ -362,7 +330,7 @@ class Connection {
   closed(): void {
     this.front.connections.delete(this);
     if (this.phase !== HANDED_OFF) this.phase = CLOSED;
-    this.held = this.head = this.first = this.rest = undefined;
+    this.held = this.head = this.body = undefined;
   }
 
   expire(now: number): void {
@@ -444,12 +412,11 @@ class Connection {
     }
     this.head = undefined;
     this.headLength = 0;
-    const refusal = this.front.app.refusePost(this.action, this.authorization, this.remaining);
+    const refusal = this.front.hub.refusePost(this.action, this.authorization, this.remaining);
     this.authorization = undefined;
     if (refusal === undefined) {
       this.phase = BODY;
-      this.first = this.rest = undefined;
-      this.size = 0;
+      this.body ??= this.front.hub.newBody();
     } else {
       // Answered before the body, as node:http does; a keep-alive connection then skips it.
       this.reply(refusal);
@@ -472,7 +439,7 @@ class Connection {
     if (!TARGET.test(target)) return false;
     FIELDS.lastIndex = lineEnd + 2;
     if (!FIELDS.test(text)) return false;
-    const { route } = parseTarget(target, this.front.app.prefix);
+    const { route } = parseTarget(target, this.front.hub.options.prefix);
     if (route.kind !== 'event') return false;
     let length: string | undefined;
     let host: string | undefined;
@@ -535,10 +502,7 @@ class Connection {
   private readBody(buf: Buffer, pos: number): number {
     const take = Math.min(this.remaining, buf.length - pos);
     if (this.phase === BODY) {
-      const piece = take === buf.length ? buf : buf.subarray(pos, pos + take);
-      if (this.first === undefined) this.first = piece;
-      else (this.rest ??= [this.first]).push(piece);
-      this.size += take;
+      (this.body as PostBody).add(take === buf.length ? buf : buf.subarray(pos, pos + take));
     }
     this.remaining -= take;
     if (this.remaining === 0) this.endRequest();
@@ -552,22 +516,7 @@ class Connection {
       this.since = Date.now();
       return;
     }
-    const { first, rest, size } = this;
-    this.first = this.rest = undefined;
-    const app = this.front.app;
-    let answer: Answer | Promise<Answer>;
-    try {
-      const body =
-        rest !== undefined
-          ? app.bodyAssembler.decode(rest, size)
-          : first === undefined
-            ? ''
-            : first.toString('utf8');
-      answer = app.publishBody(this.token, this.action, body);
-    } finally {
-      // Every body counts, as on the node:http path: its buffers are garbage now either way.
-      app.reclaimer?.handled(size);
-    }
+    const answer = this.front.hub.finishPost(this.token, this.action, this.body as PostBody);
     if (answer instanceof Promise) {
       this.phase = WAITING;
       this.socket.pause();

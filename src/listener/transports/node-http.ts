@@ -1,0 +1,178 @@
+/**
+ * The node:http transport: IncomingMessage and ServerResponse to the core and back. It serves
+ * HTTP/1.x from `http.createServer`, `https.createServer`, the HTTP/1.1 side of the HTTP/2 server
+ * and Express-style middleware; every decision is the core's (`hub.ts`).
+ */
+import type http from 'node:http';
+import type { Socket } from 'node:net';
+import type { Answer, Hub, RequestHead } from '../hub.js';
+import type { Chunk } from '../chunk.js';
+import { Subscriber, type SubscriberContext } from '../subscriber.js';
+
+/** A handler that also works as Express/Connect middleware (it calls `next()` for other paths). */
+export type ListenerHandler = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  next?: (error?: unknown) => void,
+) => void;
+
+/** Makes the request handler of `hub`. */
+export function createNodeHttpHandler(hub: Hub): ListenerHandler {
+  return (req, res, next) => {
+    const headers = req.headers;
+    const origin = headers.origin;
+    const lastEventId = headers['last-event-id'];
+    const head: RequestHead = {
+      method: req.method ?? 'GET',
+      target: req.url ?? '/',
+      origin,
+      authorization: headers.authorization,
+      lastEventId: typeof lastEventId === 'string' ? lastEventId : undefined,
+      contentLength: Number(headers['content-length']),
+      requestHeaders: headers['access-control-request-headers'],
+    };
+    const decision = hub.decide(head, next !== undefined);
+    switch (decision.kind) {
+      case 'pass':
+        next?.();
+        return;
+      case 'answer':
+        // A body that will not be read is drained, so the connection can serve the next request.
+        req.resume();
+        writeAnswer(hub, res, decision.answer, origin);
+        return;
+      case 'post':
+        readPost(hub, req, res, decision.token, decision.action, origin);
+        return;
+      case 'stream': {
+        const subscriber = new NodeHttpSubscriber(
+          decision.token,
+          hub.context,
+          decision.headers,
+          res,
+        );
+        hub.openStream(subscriber, decision.lastEventId, origin);
+      }
+    }
+  };
+}
+
+/** Writes a complete answer. */
+function writeAnswer(
+  hub: Hub,
+  res: http.ServerResponse,
+  answer: Answer,
+  origin: string | undefined,
+): void {
+  writeHead(res, answer, hub.answers.headersFor(answer, origin));
+}
+
+function writeHead(res: http.ServerResponse, answer: Answer, headers: readonly string[]): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.writeHead(answer.status, headers as string[]);
+  res.end(answer.body);
+}
+
+/** Reads a POST's body, then writes the core's answer. */
+function readPost(
+  hub: Hub,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  token: string,
+  action: string,
+  origin: string | undefined,
+): void {
+  const body = hub.newBody();
+  req.on('data', (piece: Buffer) => {
+    body.add(piece);
+    if (body.isHopeless) req.destroy();
+  });
+  req.on('end', () => {
+    const answer = hub.finishPost(token, action, body);
+    if (answer instanceof Promise) {
+      void answer.then((result) => writeAnswer(hub, res, result, origin));
+    } else writeAnswer(hub, res, answer, origin);
+  });
+  // No 'error' listener: an aborted request without one is destroyed quietly by Node, and the
+  // reply it would have had is no longer wanted.
+}
+
+const kSubscriber = Symbol('eventsource.subscriber');
+
+/**
+ * A stream over a ServerResponse. Events are written straight to the socket, already framed as
+ * HTTP/1.1 chunks (see `Chunk`), so that each write costs one socket write and no per-response
+ * framing; the response itself only sends the head and the last chunk.
+ */
+export class NodeHttpSubscriber extends Subscriber {
+  private socket: Socket | null = null;
+  private isChunked = false;
+
+  constructor(
+    token: string,
+    context: SubscriberContext,
+    headers: readonly string[],
+    private readonly res: http.ServerResponse,
+  ) {
+    super(token, context, headers);
+  }
+
+  refuse(answer: Answer, headers: readonly string[]): void {
+    writeHead(this.res, answer, headers);
+  }
+
+  protected openSink(headers: readonly string[]): void {
+    const res = this.res;
+    res.writeHead(200, headers as string[]);
+    res.flushHeaders();
+    // A response only has its socket once earlier pipelined responses on the connection finished;
+    // without it, writes go through the response (slower, same bytes).
+    this.socket = res.socket;
+    this.isChunked =
+      (res as http.ServerResponse & { chunkedEncoding?: boolean }).chunkedEncoding === true;
+    (res as unknown as Record<symbol, Subscriber>)[kSubscriber] = this;
+    if (res.destroyed) this.handleClose();
+    else res.once('close', onResponseClose);
+  }
+
+  protected send(chunk: Chunk): boolean {
+    const socket = this.socket;
+    if (socket === null) return this.res.write(chunk.raw);
+    if (this.context.corkSingleWrites && socket.writableCorked === 0) {
+      // Hold the bytes until the current tick ends, as Node does for every response it writes: the
+      // event then leaves together with the publisher's reply, and the process reading both is
+      // woken once instead of twice (on loopback that wake-up costs the sender more than the write).
+      socket.cork();
+      process.nextTick(uncorkSocket, socket);
+    }
+    return socket.write(this.isChunked ? chunk.framed : chunk.raw);
+  }
+
+  protected waitForDrain(): void {
+    (this.socket ?? this.res).once('drain', () => this.flush());
+  }
+
+  protected sinkBufferedBytes(): number {
+    return this.socket?.writableLength ?? this.res.writableLength;
+  }
+
+  protected endSink(): void {
+    this.res.end();
+  }
+
+  protected destroySink(): void {
+    (this.socket ?? this.res).destroy();
+  }
+}
+
+function uncorkSocket(socket: Socket): void {
+  socket.uncork();
+}
+
+// One shared listener for every response, rather than a closure per subscriber.
+function onResponseClose(this: http.ServerResponse): void {
+  (this as unknown as Record<symbol, Subscriber | undefined>)[kSubscriber]?.handleClose();
+}
