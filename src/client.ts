@@ -69,8 +69,16 @@ export interface EventSourceClientOptions {
   /** Certificate authorities to trust instead of Node's bundled ones (PEM). Defaults to none. */
   ca?: string | Buffer | (string | Buffer)[] | undefined;
   /**
+   * Offer HTTP/2 as well as HTTP/1.1 (undici's `allowH2`): over https the server picks one by ALPN,
+   * so a listener that speaks HTTP/2 carries the stream on a multiplexed session. Over plain http
+   * the client stays on HTTP/1.1 (no cleartext h2c). Not together with `dispatcher`, whose
+   * protocols are its own (a `TypeError`). Defaults to `false`.
+   */
+  http2?: boolean | undefined;
+  /**
    * An undici dispatcher to send the requests through (a `ProxyAgent`, for instance). TLS and
-   * connect options are then the dispatcher's own. Defaults to an `Agent` the client owns.
+   * connect options are then the dispatcher's own, and so is HTTP/2 (`allowH2`); `http2: true`
+   * with a dispatcher is a `TypeError`. Defaults to an `Agent` the client owns.
    */
   dispatcher?: Dispatcher | undefined;
   /** Closes the client when aborted. */
@@ -323,10 +331,23 @@ export class EventSourceClient extends EventTarget {
     }
     this.#headers = headers;
 
+    const isHttp2 = options.http2 ?? false;
+    if (typeof isHttp2 !== 'boolean') {
+      throw new TypeError(`\`http2\` must be a boolean, got ${JSON.stringify(isHttp2)}`);
+    }
     if (options.dispatcher !== undefined) {
+      // The dispatcher was built with its own protocols; quietly ignoring the wish would leave
+      // the caller on HTTP/1.1 without knowing.
+      if (isHttp2) {
+        throw new TypeError(
+          '`http2` and `dispatcher` cannot be combined: create the dispatcher with `allowH2: true` instead',
+        );
+      }
       this.#dispatcher = options.dispatcher;
     } else {
       this.#ownAgent = new Agent({
+        // HTTP/2 is offered by ALPN on TLS connections only; plain http stays HTTP/1.1.
+        ...(isHttp2 ? { allowH2: true } : {}),
         connect: {
           rejectUnauthorized: options.rejectUnauthorized ?? true,
           ...(options.ca !== undefined ? { ca: options.ca } : {}),

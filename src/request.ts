@@ -61,6 +61,13 @@ export interface RequestOptions {
    */
   dispatcher?: Dispatcher;
   /**
+   * Offer HTTP/2 as well as HTTP/1.1 (undici's `allowH2`) on the shared agent: over https the
+   * server picks one by ALPN; over plain http the request stays HTTP/1.1. Calls with `http2: true`
+   * share a second keep-alive agent of their own. Not together with `dispatcher` (a `TypeError`):
+   * give that one `allowH2` itself, or use `createRequestAgent({ http2: true })`. Defaults to `false`.
+   */
+  http2?: boolean;
+  /**
    * Milliseconds to wait for the response headers, and then between chunks of the body, before
    * failing with `RequestTimeoutError`. Connecting is bounded by the agent (`connectTimeoutMs`).
    * Defaults to undici's own limits (300 000 ms).
@@ -103,6 +110,12 @@ export interface RequestAgentOptions {
   connectTimeoutMs?: number;
   /** How long an idle connection is kept for reuse. Defaults to `4000` (undici's default). */
   keepAliveTimeoutMs?: number;
+  /**
+   * Offer HTTP/2 as well as HTTP/1.1 (undici's `allowH2`): over https the server picks one by
+   * ALPN, and requests to it share one multiplexed session; plain http stays HTTP/1.1.
+   * Defaults to `false`.
+   */
+  http2?: boolean;
 }
 
 /** The server answered with a status outside 2xx. */
@@ -138,11 +151,21 @@ export class RequestTimeoutError extends Error {
 }
 
 let defaultAgent: Agent | undefined;
+let defaultHttp2Agent: Agent | undefined;
 
 /** Created on first use, so importing the module opens nothing. */
 function getDefaultAgent(): Agent {
   defaultAgent ??= new Agent();
   return defaultAgent;
+}
+
+/**
+ * The shared agent of `http2: true` calls, also created on first use. It is a second agent rather
+ * than `allowH2` on the first, so that the default stays exactly HTTP/1.1.
+ */
+function getDefaultHttp2Agent(): Agent {
+  defaultHttp2Agent ??= new Agent({ allowH2: true });
+  return defaultHttp2Agent;
 }
 
 /**
@@ -160,8 +183,12 @@ export function createRequestAgent(options: RequestAgentOptions = {}): Agent {
   if (options.insecure) connect.rejectUnauthorized = false;
   if (options.ca !== undefined) connect.ca = options.ca;
   if (options.connectTimeoutMs !== undefined) connect.timeout = options.connectTimeoutMs;
+  if (options.http2 !== undefined && typeof options.http2 !== 'boolean') {
+    throw new TypeError(`\`http2\` must be a boolean, got ${JSON.stringify(options.http2)}`);
+  }
   return new Agent({
     connect,
+    ...(options.http2 ? { allowH2: true } : {}),
     ...(options.connections !== undefined ? { connections: options.connections } : {}),
     ...(options.keepAliveTimeoutMs !== undefined
       ? { keepAliveTimeout: options.keepAliveTimeoutMs }
@@ -175,7 +202,8 @@ export function createRequestAgent(options: RequestAgentOptions = {}): Agent {
  * @returns The status, headers, body and parsed reply when the server answers 2xx.
  * @throws {RequestError} When the server answers another status (`status`, `serverMessage`).
  * @throws {RequestTimeoutError} When `timeoutMs` passes without a response.
- * @throws {TypeError} On a missing token or action, or invalid JSON with `json: true`.
+ * @throws {TypeError} On a missing token or action, invalid JSON with `json: true`, or `http2`
+ * together with `dispatcher`.
  * Network failures are undici's errors (`connect ECONNREFUSED ...`); `flattenError()` makes them one line.
  */
 export async function sendRequest(options: SendRequestOptions): Promise<SendRequestResult> {
@@ -271,6 +299,7 @@ async function post(
   options: RequestOptions,
 ): Promise<SendRequestResult> {
   const { data } = options;
+  const dispatcher = pickDispatcher(options);
   let body: string | Uint8Array | undefined;
   let contentType: string | undefined;
   if (data === undefined) {
@@ -321,7 +350,7 @@ async function post(
   let responseHeaders: Dispatcher.ResponseData['headers'];
   let text: string;
   try {
-    const response = await (options.dispatcher ?? getDefaultAgent()).request(request);
+    const response = await dispatcher.request(request);
     status = response.statusCode;
     responseHeaders = response.headers;
     text = await response.body.text();
@@ -356,6 +385,24 @@ async function post(
     }
   }
   return { status, headers: responseHeaders, body: text, reply };
+}
+
+/** The caller's dispatcher, or the shared agent for the protocols asked for. */
+function pickDispatcher(options: RequestOptions): Dispatcher {
+  const { http2 } = options;
+  if (http2 !== undefined && typeof http2 !== 'boolean') {
+    throw new TypeError(`\`http2\` must be a boolean, got ${JSON.stringify(http2)}`);
+  }
+  if (options.dispatcher !== undefined) {
+    // The dispatcher's protocols are its own; ignoring the wish would send HTTP/1.1 unannounced.
+    if (http2) {
+      throw new TypeError(
+        '`http2` and `dispatcher` cannot be combined: create the dispatcher with `allowH2: true` (or `createRequestAgent({ http2: true })`) instead',
+      );
+    }
+    return options.dispatcher;
+  }
+  return http2 ? getDefaultHttp2Agent() : getDefaultAgent();
 }
 
 function isIterable(value: object): value is Iterable<readonly [string, string]> {

@@ -9,6 +9,7 @@ import { EventSourceClient, EventSourceErrorEvent, type ClientEvent } from '../c
 import { enableDebug } from '../debug.js';
 import { ContentTypeError, flattenError, HttpStatusError } from '../errors.js';
 import {
+  applyBooleanEnv,
   collectHeader,
   commanderExitCode,
   ExitCode,
@@ -44,6 +45,7 @@ interface ClientCliOptions {
   ca?: string;
   count?: number;
   timeout?: number;
+  http2?: true;
 }
 
 const DEFAULT_RETRY_MS = 3000;
@@ -85,6 +87,12 @@ function createCommand(io: CliIo): Command {
     )
     .option('--insecure', 'do not validate TLS certificates')
     .option('--ca <file>', 'trust the certificate authorities in this PEM file')
+    .addOption(
+      new Option(
+        '--http2',
+        'speak HTTP/2 when the server offers it over TLS (-S or an https --url); HTTP/1.1 otherwise',
+      ).env('EVENTSOURCE_HTTP2'),
+    )
     .addOption(new Option('--count <n>', 'exit after <n> events').argParser(parsePositiveInt))
     .addOption(
       new Option(
@@ -102,7 +110,8 @@ unreachable server; 2 usage error; 130/143 after SIGINT/SIGTERM.
 Examples:
   $ eventsource-client -P 8888 mytoken
   $ eventsource-client -r 1000 -k --json mytoken | jq .data
-  $ eventsource-client --url https://example.com/stream --header "Authorization: Bearer x"`,
+  $ eventsource-client --url https://example.com/stream --header "Authorization: Bearer x"
+  $ eventsource-client --http2 -S --ca ca.pem -P 8443 mytoken`,
     )
     .exitOverride()
     .configureOutput({
@@ -181,6 +190,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   let ca: string | undefined;
   try {
     await program.parseAsync(argv, { from: 'user' });
+    applyBooleanEnv(program, io.env);
     options = program.opts<ClientCliOptions>();
     if (options.debug) enableDebug();
     url = buildUrl(program.args[0], options);
@@ -238,6 +248,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       keepReconnecting: options.keep === true,
       rejectUnauthorized: options.insecure !== true,
       ...(ca !== undefined ? { ca } : {}),
+      ...(options.http2 ? { http2: true } : {}),
       ...(options.timeout !== undefined
         ? { connectTimeoutMs: options.timeout, readTimeoutMs: options.timeout }
         : {}),

@@ -14,6 +14,7 @@ import {
   type SendRequestOptions,
 } from '../request.js';
 import {
+  applyBooleanEnv,
   collectHeader,
   commanderExitCode,
   ExitCode,
@@ -41,6 +42,7 @@ interface Flags {
   ca?: string;
   timeout?: number;
   batch?: boolean;
+  http2?: boolean;
   debug?: boolean;
 }
 
@@ -49,6 +51,7 @@ Examples:
   $ eventsource-request my-token ping 'hello'
   $ echo '{"n":1}' | eventsource-request -j my-token ping
   $ eventsource-request --url https://push.example.com/events --secret "$SECRET" my-token ping hi
+  $ eventsource-request --http2 -S --ca ca.pem -P 8443 my-token ping hi
   $ printf '%s\\n' '{"token":"t","action":"ping","data":"a"}' | eventsource-request --batch
 
 Exit codes: 0 sent (2xx), 1 HTTP error or unreachable, 2 usage or invalid data, 130/143 interrupted.`;
@@ -86,6 +89,12 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     )
     .option('--insecure', 'accept any TLS certificate')
     .option('--ca <file>', 'trust the CA certificates in this PEM file')
+    .addOption(
+      new Option(
+        '--http2',
+        'speak HTTP/2 when the server offers it over TLS (-S or an https --url); HTTP/1.1 otherwise',
+      ).env('EVENTSOURCE_HTTP2'),
+    )
     .option('--timeout <ms>', 'give up after this long without a response', parsePositiveInt)
     .option(
       '--batch',
@@ -102,6 +111,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
 
   try {
     await program.parseAsync(argv, { from: 'user' });
+    applyBooleanEnv(program, io.env);
   } catch (error) {
     const code = commanderExitCode(error);
     if (code !== undefined) return code;
@@ -173,6 +183,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const agent = createRequestAgent({
     ...(ca ? { ca } : {}),
     ...(flags.insecure ? { insecure: true } : {}),
+    ...(flags.http2 ? { http2: true } : {}),
     ...(flags.timeout !== undefined ? { connectTimeoutMs: flags.timeout } : {}),
     // One connection: a batch goes out in order over a single keep-alive socket.
     connections: 1,
