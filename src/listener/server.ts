@@ -60,9 +60,9 @@ export class ServerRunner {
       server.on('sessionError', () => {
         // A session that fails (a client that misbehaves) closes itself; the others go on.
       });
-      if (keepAliveTimeoutMs !== undefined) {
-        (server as unknown as http.Server).keepAliveTimeout = keepAliveTimeoutMs;
-      }
+      // node:http2 leaves the HTTP/1.1 side without node:http's keep-alive timeout (idle
+      // connections would stay open for ever): give it node:http's default, 5 s.
+      (server as unknown as http.Server).keepAliveTimeout = keepAliveTimeoutMs ?? 5000;
       this.server = server;
     }
   }
