@@ -14,6 +14,7 @@ import { debugListener as debug } from '../../debug.js';
 import type { Chunk } from '../chunk.js';
 import type { Answer, Hub, RequestHead } from '../hub.js';
 import { Subscriber, type SubscriberContext } from '../subscriber.js';
+import { readPost } from './read-post.js';
 
 /** Header names HTTP/2 forbids (RFC 9113 §8.2.2), lowercased. */
 const CONNECTION_SPECIFIC = new Set([
@@ -52,7 +53,14 @@ export function handleHttp2Stream(
       stream.resume();
       return;
     case 'post':
-      readPost(hub, stream, decision.token, decision.action, origin);
+      readPost(
+        hub,
+        stream,
+        decision.token,
+        decision.action,
+        () => stream.close(http2.constants.NGHTTP2_CANCEL),
+        (result) => writeAnswer(hub, stream, result, origin),
+      );
       return;
     case 'stream': {
       const subscriber = new Http2Subscriber(decision.token, hub.context, decision.headers, stream);
@@ -82,27 +90,6 @@ function respond(
   }
   stream.respond(toHttp2Headers(answer.status, headers), { endStream: answer.body === '' });
   if (answer.body !== '') stream.end(answer.body);
-}
-
-/** Reads a POST's body, then sends the core's answer. */
-function readPost(
-  hub: Hub,
-  stream: http2.ServerHttp2Stream,
-  token: string,
-  action: string,
-  origin: string | undefined,
-): void {
-  const body = hub.newBody();
-  stream.on('data', (piece: Buffer) => {
-    body.add(piece);
-    if (body.isHopeless) stream.close(http2.constants.NGHTTP2_CANCEL);
-  });
-  stream.on('end', () => {
-    const answer = hub.finishPost(token, action, body);
-    if (answer instanceof Promise) {
-      void answer.then((result) => writeAnswer(hub, stream, result, origin));
-    } else writeAnswer(hub, stream, answer, origin);
-  });
 }
 
 /** The core's flat header list as an HTTP/2 header object. */

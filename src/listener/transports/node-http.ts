@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import type { Answer, Hub, RequestHead } from '../hub.js';
 import type { Chunk } from '../chunk.js';
 import { Subscriber, type SubscriberContext } from '../subscriber.js';
+import { readPost } from './read-post.js';
 
 /** A handler that also works as Express/Connect middleware (it calls `next()` for other paths). */
 export type ListenerHandler = (
@@ -42,7 +43,16 @@ export function createNodeHttpHandler(hub: Hub): ListenerHandler {
         writeAnswer(hub, res, decision.answer, origin);
         return;
       case 'post':
-        readPost(hub, req, res, decision.token, decision.action, origin);
+        // No 'error' listener: an aborted request without one is destroyed quietly by Node, and
+        // the reply it would have had is no longer wanted.
+        readPost(
+          hub,
+          req,
+          decision.token,
+          decision.action,
+          () => req.destroy(),
+          (result) => writeAnswer(hub, res, result, origin),
+        );
         return;
       case 'stream': {
         const subscriber = new NodeHttpSubscriber(
@@ -74,30 +84,6 @@ function writeHead(res: http.ServerResponse, answer: Answer, headers: readonly s
   }
   res.writeHead(answer.status, headers as string[]);
   res.end(answer.body);
-}
-
-/** Reads a POST's body, then writes the core's answer. */
-function readPost(
-  hub: Hub,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  token: string,
-  action: string,
-  origin: string | undefined,
-): void {
-  const body = hub.newBody();
-  req.on('data', (piece: Buffer) => {
-    body.add(piece);
-    if (body.isHopeless) req.destroy();
-  });
-  req.on('end', () => {
-    const answer = hub.finishPost(token, action, body);
-    if (answer instanceof Promise) {
-      void answer.then((result) => writeAnswer(hub, res, result, origin));
-    } else writeAnswer(hub, res, answer, origin);
-  });
-  // No 'error' listener: an aborted request without one is destroyed quietly by Node, and the
-  // reply it would have had is no longer wanted.
 }
 
 const kSubscriber = Symbol('eventsource.subscriber');
