@@ -31,11 +31,23 @@ export function findChromium(): string | undefined {
   return process.env.CHROMIUM_PATH || findExecutable('chromium', ['/usr/bin']);
 }
 
+/** What a test may change in {@link launchChromium}'s context. */
+export interface ChromiumOptions {
+  /**
+   * Accepts any server certificate (the listener's throwaway one in test/fixtures is signed by a
+   * CA the browser does not know). Defaults to false.
+   */
+  ignoreHTTPSErrors?: boolean;
+}
+
 /**
  * Launches Chromium with a fresh profile directory; closes it and removes the directory in
  * `t.after`. Resolves undefined when Chromium is missing outside CI (the test is then skipped).
  */
-export async function launchChromium(t: TestContext): Promise<BrowserContext | undefined> {
+export async function launchChromium(
+  t: TestContext,
+  options: ChromiumOptions = {},
+): Promise<BrowserContext | undefined> {
   const executablePath = findChromium();
   if (!requirePeer(t, 'chromium', executablePath, 'apt-get install chromium, or set CHROMIUM_PATH'))
     return undefined;
@@ -46,6 +58,7 @@ export async function launchChromium(t: TestContext): Promise<BrowserContext | u
     headless: true,
     args: CHROMIUM_ARGS,
     timeout: 30000,
+    ignoreHTTPSErrors: options.ignoreHTTPSErrors === true,
   });
   t.after(async () => {
     await context.close();
