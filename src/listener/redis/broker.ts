@@ -1,0 +1,577 @@
+/**
+ * The Redis broker: several listener processes sharing one Redis behave as one listener.
+ *
+ * Every decision that involves several processes runs as one Lua script (scripts.ts, which also
+ * lists the keys), and Redis runs scripts one at a time: a token's events get one order and
+ * increasing ids everywhere, and `404` / `423` / takeover are decided once for all processes.
+ * Events, finishes, retries and takeovers reach the other processes on the token's pub/sub channel
+ * (messages.ts); each process applies them to its own subscribers (token-state.ts).
+ *
+ * The hand-over from replay to the live stream loses and doubles nothing: a new subscriber's process
+ * subscribes to the channel first and buffers what arrives, the script then registers it, takes a
+ * sequence number S and returns the replay; buffered messages numbered above S follow the replay.
+ *
+ * A process that holds every live subscriber of a token, and has seen everything the channel
+ * carried, gets its own POSTs back in the publish script's reply instead of as a pub/sub message.
+ * Channel messages that arrive while such a reply is pending are held and follow it: Redis
+ * published them after running that script.
+ *
+ * The POSTs of one turn of the event loop go to Redis as one script call (batch.ts); every other
+ * command sends the waiting batch first, so Redis sees this process's commands in order.
+ *
+ * When a connection drops, streams stay open and POSTs get `503`; once both connections are back,
+ * the process subscribes again, re-registers its subscribers, and sends them what the channel
+ * carried meanwhile from the token's history.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis as RedisClient } from 'ioredis';
+import { debugRedis as debug } from '../../debug.js';
+import { flattenError } from '../../errors.js';
+import type { Event } from '../../events.js';
+import {
+  gapChunk,
+  retryChunk,
+  type Broker,
+  type BrokerOptions,
+  type BrokerStats,
+  type PublishOutcome,
+  type StreamMode,
+} from '../broker.js';
+import { Chunk } from '../chunk.js';
+import type { Subscriber } from '../subscriber.js';
+import { fillId, PublishBatch, templateEvent } from './batch.js';
+import { RedisUnavailableError } from './errors.js';
+import { decodeMessage, eventMessage, type Message } from './messages.js';
+import { defineScripts, RedisKeys, type Reply, type Scripts } from './scripts.js';
+import { TokenState, type Joiner, type Local } from './token-state.js';
+
+/** Options of {@link createRedisBroker}, on top of the options every broker takes. */
+export interface RedisBrokerOptions extends BrokerOptions {
+  /** Prefix of every Redis key and channel. Defaults to `eventsource:`. */
+  keyPrefix?: string | undefined;
+  /** How often this process refreshes its heartbeat, in ms. Defaults to `1000`. */
+  heartbeatMs?: number | undefined;
+  /** How long a process's subscribers count without a heartbeat, in ms. Defaults to `5000`. */
+  expiryMs?: number | undefined;
+  /** Longest wait for one Redis command before the request fails with 503, in ms. Defaults to `2000`. */
+  commandTimeoutMs?: number | undefined;
+  /** Longest wait for the first connection in {@link createRedisBroker}, in ms. Defaults to `3000`. */
+  connectTimeoutMs?: number | undefined;
+}
+
+/** Tokens per heartbeat script call: keeps one call short even with many tokens. */
+const HEARTBEAT_TOKENS = 500;
+
+/** The broker interface backed by Redis; see the module comment. */
+export class RedisBroker implements Broker {
+  private readonly mode: StreamMode;
+  private readonly historyCount: number;
+  private readonly graceMs: number;
+  private readonly gapEvent: string | undefined;
+  private readonly heartbeatMs: number;
+  private readonly expiryMs: number;
+  /** This process's id in the registry. */
+  readonly processId = randomBytes(6).toString('base64url');
+  /** Events delivered from the publish script's reply, without a pub/sub message. */
+  private localDeliveries = 0;
+  private readonly keys: RedisKeys;
+  private readonly tokens = new Map<string, TokenState>();
+  private nextSubId = 1;
+  private streamCount = 0;
+  private eventsAccepted = 0;
+  private redisErrors = 0;
+  private reconnects = 0;
+  private isReady = false;
+  private isClosed = false;
+  private lastError = '';
+  private recovering: Promise<void> | undefined = undefined;
+  private readonly heartbeatTimer: NodeJS.Timeout;
+  private readonly scripts: Scripts;
+  private readonly batch: PublishBatch;
+
+  /**
+   * @param cmd The connection for commands (offline queue disabled).
+   * @param sub The connection for pub/sub.
+   * @param options See {@link RedisBrokerOptions}.
+   */
+  constructor(
+    private readonly cmd: RedisClient,
+    private readonly sub: RedisClient,
+    options: RedisBrokerOptions = {},
+  ) {
+    this.mode = options.mode ?? 'single';
+    this.historyCount = options.history ?? 1000;
+    this.graceMs = options.graceMs ?? 60000;
+    this.gapEvent = options.gapEvent;
+    this.heartbeatMs = options.heartbeatMs ?? 1000;
+    this.expiryMs = options.expiryMs ?? 5000;
+    this.keys = new RedisKeys(options.keyPrefix ?? 'eventsource:');
+    this.scripts = defineScripts(cmd);
+    this.batch = new PublishBatch(
+      this.scripts,
+      this.keys,
+      this.processId,
+      this.historyCount,
+      options.historyBytes ?? 8 * 1024 * 1024,
+    );
+    sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+    for (const [name, client] of [
+      ['commands', cmd],
+      ['pub/sub', sub],
+    ] as const) {
+      client.on('error', (error: Error) => {
+        this.redisErrors++;
+        this.lastError = flattenError(error);
+        debug('%s connection error: %s', name, this.lastError);
+      });
+      client.on('close', () => {
+        if (this.isReady) debug('%s connection lost; streams stay open, POSTs get 503', name);
+        this.isReady = false;
+      });
+      client.on('reconnecting', (delay: number) =>
+        debug('%s connection: reconnecting in %d ms', name, delay),
+      );
+      client.on('ready', () => {
+        debug('%s connection ready', name);
+        this.recover();
+      });
+    }
+    this.heartbeatTimer = setInterval(() => {
+      if (this.isReady) this.heartbeat().catch((error: unknown) => this.noteError(error));
+    }, this.heartbeatMs).unref();
+    if (cmd.status === 'ready' && sub.status === 'ready') this.recover();
+  }
+
+  /** `ready` when POSTs can be stored, else the state of the connections. */
+  get status(): string {
+    if (this.isClosed) return 'closed';
+    if (this.isReady) return 'ready';
+    const statuses = [this.cmd.status, this.sub.status];
+    return statuses.find((s) => s !== 'ready') ?? 'recovering';
+  }
+
+  /** Resolves once the broker is ready, or after `timeoutMs` (then check {@link status}). */
+  async waitReady(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.isReady && !this.isClosed && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return this.isReady;
+  }
+
+  /** The reason POSTs are refused now. */
+  private unavailable(cause?: unknown): RedisUnavailableError {
+    if (cause !== undefined) this.noteError(cause);
+    return new RedisUnavailableError(
+      cause ?? (this.lastError !== '' ? this.lastError : `Redis is ${this.status}`),
+    );
+  }
+
+  private noteError(error: unknown): void {
+    this.redisErrors++;
+    this.lastError = flattenError(error);
+    debug('redis command failed: %s', this.lastError);
+  }
+
+  /** Both connections are up: subscribe again, refresh the heartbeat, re-register, catch up. */
+  private recover(): void {
+    if (this.isClosed || this.recovering !== undefined) return;
+    if (this.cmd.status !== 'ready' || this.sub.status !== 'ready') return;
+    this.recovering = (async () => {
+      const states = [...this.tokens.values()];
+      for (const state of states) if (state.live.length > 0) state.paused ??= [];
+      const channels = states.filter((state) => state.refs > 0).map((state) => state.channel);
+      if (channels.length > 0) await this.sub.subscribe(...channels);
+      for (const state of states) if (state.refs > 0) state.subscribing = Promise.resolve();
+      await this.heartbeat();
+      await Promise.all(states.map((state) => this.resync(state)));
+    })().then(
+      () => {
+        this.recovering = undefined;
+        // The connection may have dropped again meanwhile: then the next `ready` recovers.
+        this.isReady = this.cmd.status === 'ready' && this.sub.status === 'ready' && !this.isClosed;
+        if (this.isReady && this.reconnects++ > 0) {
+          debug('recovered: registry and subscriptions restored');
+        }
+      },
+      (error: unknown) => {
+        this.recovering = undefined;
+        this.noteError(error);
+        // The next `ready` tries again; if both are still up, try again shortly.
+        setTimeout(() => this.recover(), 500).unref();
+      },
+    );
+  }
+
+  /** Tells Redis this process's count (and owner) for a token again, then catches up. */
+  private async resync(state: TokenState): Promise<void> {
+    const owner =
+      this.mode !== 'multi' && state.live.length === 1
+        ? `${this.processId}:${(state.live[0] as Local).subId}`
+        : '';
+    this.batch.flush();
+    await this.scripts.esSync(
+      this.keys.meta(state.token),
+      this.keys.stream(state.token),
+      this.keys.procPrefix,
+      this.processId,
+      state.live.length,
+      owner,
+      this.expiryMs + this.graceMs,
+      this.graceMs,
+    );
+    if (state.paused !== undefined) await this.catchUp(state);
+    this.release(state);
+  }
+
+  /** Sends the live subscribers what the channel carried while the pub/sub connection was down. */
+  private async catchUp(state: TokenState): Promise<void> {
+    const paused = state.paused ?? [];
+    if (state.lastSeq > 0 && this.historyCount > 0) {
+      this.batch.flush();
+      const entries = (await this.cmd.xrange(
+        this.keys.stream(state.token),
+        `(${state.lastSeq}-0`,
+        '+',
+      )) as [string, string[]][];
+      const firstPaused = paused[0]?.seq ?? Infinity;
+      if (entries.length > 0)
+        debug('token %s: catching up %d event(s)', state.token, entries.length);
+      for (const [entryId, fields] of entries) {
+        const seq = Number(entryId.slice(0, -2));
+        // What the channel carried since it is back comes after; the dispatch skips doubles.
+        if (seq >= firstPaused) break;
+        const b = fields.indexOf('b');
+        if (b === -1) continue;
+        state.dispatch(eventMessage(seq, fields[b + 1] ?? ''));
+      }
+    }
+    state.paused = undefined;
+    for (const message of paused) state.dispatch(message);
+  }
+
+  private async heartbeat(): Promise<void> {
+    const live: string[] = [];
+    for (const state of this.tokens.values()) if (state.live.length > 0) live.push(state.token);
+    const ttl = this.expiryMs + this.graceMs;
+    const procKey = this.keys.procPrefix + this.processId;
+    for (let i = 0; i === 0 || i < live.length; i += HEARTBEAT_TOKENS) {
+      await this.scripts.esHeartbeat(
+        procKey,
+        this.expiryMs,
+        ttl,
+        this.keys.prefix,
+        ...live.slice(i, i + HEARTBEAT_TOKENS),
+      );
+    }
+  }
+
+  private onMessage(channel: string, message: string): void {
+    const state = this.tokens.get(this.keys.tokenOf(channel));
+    if (state !== undefined) state.fromChannel(decodeMessage(message));
+  }
+
+  /** A takeover reached a local subscriber: unless it is the new owner, it leaves. */
+  private readonly onTakeover = (state: TokenState, local: Local, owner: string): void => {
+    if (owner === `${this.processId}:${local.subId}`) return;
+    debug('token %s: taken over by %s', state.token, owner);
+    this.drop(state, local);
+    local.subscriber.detach();
+  };
+
+  /** Removes a local subscriber without telling Redis (it was taken over). */
+  private drop(state: TokenState, local: Local): void {
+    local.subscriber.onClose = undefined;
+    const index = state.live.indexOf(local);
+    if (index !== -1) {
+      state.live.splice(index, 1);
+      this.streamCount--;
+    }
+    this.release(state);
+  }
+
+  /** Subscribes this process to the token's channel (once per token). */
+  private hold(token: string): TokenState {
+    let state = this.tokens.get(token);
+    if (state === undefined) {
+      state = new TokenState(token, this.keys.channel(token), this.onTakeover);
+      this.tokens.set(token, state);
+    }
+    return state;
+  }
+
+  /** Unsubscribes from the token's channel when nobody here needs it any more. */
+  private release(state: TokenState): void {
+    if (state.refs > 0 || this.tokens.get(state.token) !== state) return;
+    this.tokens.delete(state.token);
+    if (state.subscribing !== undefined) {
+      state.subscribing = undefined;
+      this.sub.unsubscribe(state.channel).catch((error: unknown) => this.noteError(error));
+    }
+  }
+
+  async subscribe(
+    subscriber: Subscriber,
+    lastEventId: string | undefined,
+  ): Promise<'ok' | 'conflict'> {
+    if (!this.isReady) throw this.unavailable();
+    const token = subscriber.token;
+    const state = this.hold(token);
+    const joiner: Joiner = { buffer: [] };
+    state.joiners.add(joiner);
+    const subId = String(this.nextSubId++);
+    let inherited: Chunk[] | undefined;
+    let reply: Reply;
+    try {
+      state.subscribing ??= this.sub.subscribe(state.channel).catch((error: unknown) => {
+        state.subscribing = undefined;
+        throw error;
+      });
+      await state.subscribing;
+      if (this.mode === 'takeover') {
+        // Local old subscribers hand over what they had not sent yet, as in the memory broker.
+        for (const old of [...state.live]) {
+          this.drop(state, old);
+          const unsent = old.subscriber.detach();
+          if (unsent.length > 0) inherited = unsent;
+        }
+      }
+      const hasLastEventId = lastEventId !== undefined && lastEventId !== '';
+      this.batch.flush();
+      reply = await this.scripts.esSubscribe(
+        this.keys.meta(token),
+        this.keys.stream(token),
+        this.keys.seq,
+        state.channel,
+        this.keys.procPrefix,
+        this.processId,
+        subId,
+        this.mode,
+        hasLastEventId ? '1' : '0',
+        hasLastEventId ? lastEventId : '',
+        this.expiryMs + this.graceMs,
+      );
+    } catch (error) {
+      state.joiners.delete(joiner);
+      this.release(state);
+      throw this.unavailable(error);
+    }
+    state.joiners.delete(joiner);
+    if (reply[0] === 'conflict') {
+      this.release(state);
+      return 'conflict';
+    }
+    const local: Local = { subscriber, subId, afterSeq: Number(reply[1]) };
+    subscriber.open();
+    this.replay(subscriber, reply, lastEventId, inherited);
+    // Live messages that arrived during the replay, after this subscriber's sequence number.
+    for (const message of joiner.buffer) state.apply(local, message);
+    if (subscriber.isClosed) {
+      // The client went away during the hand-over (or was ended by a finish or a takeover).
+      this.unregister(token, subId);
+      this.release(state);
+      return 'ok';
+    }
+    state.live.push(local);
+    this.streamCount++;
+    subscriber.onClose = () => {
+      const index = state.live.indexOf(local);
+      if (index === -1) return;
+      state.live.splice(index, 1);
+      this.streamCount--;
+      this.unregister(token, subId);
+      this.release(state);
+    };
+    return 'ok';
+  }
+
+  /**
+   * Writes what the subscribe script returned (see scripts.ts): the kept `retry`, the gap signal
+   * when the Last-Event-ID is not kept, then the replay; without a replay, a takeover without
+   * Last-Event-ID gets what the local subscriber it replaced had not sent yet.
+   */
+  private replay(
+    subscriber: Subscriber,
+    reply: Reply,
+    lastEventId: string | undefined,
+    inherited: Chunk[] | undefined,
+  ): void {
+    const retry = String(reply[2]);
+    if (retry !== '') subscriber.write(retryChunk(Number(retry)));
+    if (reply[3] === 1) {
+      debug(
+        'token %s: Last-Event-ID %s is not kept, sending what is',
+        subscriber.token,
+        lastEventId,
+      );
+      const oldestId = reply[4] === 1 ? String(reply[5]) : undefined;
+      subscriber.write(gapChunk(lastEventId ?? '', oldestId, this.gapEvent));
+    }
+    if (reply.length > 6) {
+      for (let i = 6; i < reply.length; i += 2) {
+        subscriber.write(new Chunk(String(reply[i + 1]), Number(reply[i])), true);
+      }
+    } else if (inherited !== undefined && (lastEventId === undefined || lastEventId === '')) {
+      for (const chunk of inherited) subscriber.write(chunk, true);
+    }
+  }
+
+  /** The unsubscribe script for one subscriber of this process. */
+  private unsubscribeScript(token: string, subId: string): Promise<number> {
+    return this.scripts.esUnsubscribe(
+      this.keys.meta(token),
+      this.keys.stream(token),
+      this.keys.procPrefix,
+      this.processId,
+      subId,
+      this.graceMs,
+    );
+  }
+
+  /** Tells Redis a subscriber left; if Redis is down, the next recovery fixes the count. */
+  private unregister(token: string, subId: string): void {
+    this.batch.flush();
+    this.unsubscribeScript(token, subId).catch((error: unknown) => {
+      this.noteError(error);
+      // Keep the token known so that recovery sends its (lower) count.
+      this.hold(token);
+    });
+  }
+
+  async publish(event: Event): Promise<PublishOutcome> {
+    if (!this.isReady) throw this.unavailable();
+    const template = templateEvent(event);
+    // When this process holds every subscriber of the token, the script can leave delivery to it.
+    // Channel messages that arrive meanwhile are held by the token's state: Redis ran this script
+    // before publishing them, so they come after this event.
+    const state = this.tokens.get(event.target);
+    const seen = state === undefined ? -1 : state.seenSeq();
+    if (seen >= 0) (state as TokenState).inFlight++;
+    let reply: Reply;
+    try {
+      reply = await this.batch.add(event.target, template, seen);
+    } catch (error) {
+      if (seen >= 0) (state as TokenState).landed(undefined);
+      throw this.unavailable(error);
+    }
+    const status = reply[0] as 200 | 202 | 404;
+    const seq = String(reply[1]);
+    const { hasId, idTemplate, rest } = template;
+    const id = hasId && status !== 404 ? fillId(idTemplate, seq) : null;
+    let local: Message | undefined;
+    if (reply[3] === 1) {
+      local = eventMessage(Number(seq), id === null ? rest : `id: ${id}\n${rest}`);
+      this.localDeliveries++;
+    }
+    if (seen >= 0) (state as TokenState).landed(local);
+    if (status === 404) return { status, id: null, subscribers: 0 };
+    event.seq = Number(seq);
+    this.eventsAccepted++;
+    return { status, id, subscribers: Number(reply[2]) };
+  }
+
+  async finish(token: string): Promise<PublishOutcome> {
+    return this.announce(token, undefined);
+  }
+
+  async retry(token: string, ms: number): Promise<PublishOutcome> {
+    return this.announce(token, ms);
+  }
+
+  /**
+   * Runs the finish script (without `ms`) or the retry script: both take the token's keys and
+   * answer {status, live}. The waiting batch goes first; any failure answers `503`.
+   */
+  private async announce(token: string, ms: number | undefined): Promise<PublishOutcome> {
+    if (!this.isReady) throw this.unavailable();
+    const { seq, procPrefix } = this.keys;
+    const meta = this.keys.meta(token);
+    const channel = this.keys.channel(token);
+    let reply: Reply;
+    try {
+      this.batch.flush();
+      reply =
+        ms === undefined
+          ? await this.scripts.esFinish(meta, seq, channel, procPrefix)
+          : await this.scripts.esRetry(meta, seq, channel, procPrefix, ms);
+    } catch (error) {
+      throw this.unavailable(error);
+    }
+    return { status: reply[0] as 200 | 202 | 404, id: null, subscribers: Number(reply[1]) };
+  }
+
+  stats(): BrokerStats {
+    let tokens = 0;
+    for (const state of this.tokens.values()) if (state.live.length > 0) tokens++;
+    return {
+      tokens,
+      streams: this.streamCount,
+      eventsAccepted: this.eventsAccepted,
+      redis: this.status,
+      redisErrors: this.redisErrors,
+      redisLastError: this.lastError,
+      redisProcessId: this.processId,
+      redisLocalDeliveries: this.localDeliveries,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    clearInterval(this.heartbeatTimer);
+    const leaving: Promise<unknown>[] = [];
+    for (const state of this.tokens.values()) {
+      for (const local of [...state.live]) {
+        local.subscriber.onClose = undefined;
+        local.subscriber.end();
+        if (this.isReady) leaving.push(this.unsubscribeScript(state.token, local.subId));
+      }
+      state.live = [];
+    }
+    this.isClosed = true;
+    this.isReady = false;
+    if (leaving.length > 0 || this.cmd.status === 'ready') {
+      leaving.push(this.cmd.del(this.keys.procPrefix + this.processId));
+      // Bounded: a Redis that does not answer must not hold up the shutdown.
+      await Promise.race([
+        Promise.allSettled(leaving),
+        new Promise((resolve) => setTimeout(resolve, 1000).unref()),
+      ]);
+    }
+    this.tokens.clear();
+    this.cmd.disconnect();
+    this.sub.disconnect();
+  }
+}
+
+/**
+ * Connects to Redis and creates the broker. `ioredis` is loaded here, so that listeners without
+ * Redis never load it. Resolves once connected, or after `connectTimeoutMs` with the broker still
+ * reconnecting in the background (POSTs get `503` until then).
+ * @param url A `redis://` or `rediss://` URL, e.g. `redis://127.0.0.1:6379/0`.
+ * @param options See {@link RedisBrokerOptions}.
+ * @returns The broker, for `createListener({ broker })`.
+ */
+export async function createRedisBroker(
+  url: string,
+  options: RedisBrokerOptions = {},
+): Promise<RedisBroker> {
+  const { Redis } = await import('ioredis');
+  const clientOptions = {
+    // A POST must never wait for a connection, nor have its command sent twice after one.
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: options.commandTimeoutMs ?? 2000,
+    // Auto-pipelining cost more CPU per POST than it saved in bench/redis.js.
+    enableAutoPipelining: false,
+    retryStrategy: (attempt: number): number => Math.min(50 * 2 ** Math.min(attempt, 10), 2000),
+    connectionName: 'eventsource-listener',
+  };
+  const cmd = new Redis(url, clientOptions);
+  const sub = new Redis(url, clientOptions);
+  const broker = new RedisBroker(cmd, sub, options);
+  if (!(await broker.waitReady(options.connectTimeoutMs ?? 3000))) {
+    debug('Redis at %s is not ready yet (%s); retrying in the background', url, broker.status);
+  }
+  return broker;
+}
