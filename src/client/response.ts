@@ -1,0 +1,109 @@
+/**
+ * What the client makes of a response that is not an event stream (a status, a wrong
+ * Content-Type), and the small helpers for undici response bodies it shares with the client.
+ * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#sse-processing-model
+ */
+import type { Dispatcher } from 'undici';
+import { debugClient as debug } from '../debug.js';
+import { ContentTypeError, HttpStatusError } from '../errors.js';
+
+type ResponseBody = Dispatcher.ResponseData['body'];
+
+/** How one connection attempt ended. */
+export type Outcome =
+  | { kind: 'closed' }
+  | { kind: 'ended' }
+  | { kind: 'no-content'; error: HttpStatusError }
+  | { kind: 'failed'; error: Error; isPassing: boolean; retryAfterMs?: number | undefined };
+
+const MAX_ERROR_BODY = 4096;
+const PASSING_STATUSES = new Set([500, 502, 503, 504]);
+
+/**
+ * Whether a response carries an event stream, which the client then reads.
+ * @param response The response to a connection attempt.
+ * @returns `true` for status 200 with `Content-Type: text/event-stream`.
+ */
+export function isEventStream(response: Dispatcher.ResponseData): boolean {
+  // [spec] If res's status is not 200, or if res's `Content-Type` is not `text/event-stream`,
+  // then fail the connection.
+  return response.statusCode === 200 && isEventStreamType(contentTypeOf(response));
+}
+
+/**
+ * The outcome of a response that is not an event stream; its body is read (a status's, for the
+ * message) or discarded.
+ * @param response A response for which {@link isEventStream} is `false`.
+ * @param url The URL the client connected to, for the error message.
+ * @returns `no-content` for a 204 (which stops the client), `failed` otherwise.
+ */
+export async function readFailure(
+  response: Dispatcher.ResponseData,
+  url: string,
+): Promise<Outcome> {
+  const { statusCode, body } = response;
+  if (statusCode === 204) {
+    discardBody(body);
+    return { kind: 'no-content', error: new HttpStatusError(204, '', url) };
+  }
+  if (statusCode !== 200) {
+    const text = await readText(body);
+    return {
+      kind: 'failed',
+      error: new HttpStatusError(statusCode, text, url),
+      isPassing: PASSING_STATUSES.has(statusCode),
+      retryAfterMs: parseRetryAfter(response.headers['retry-after']),
+    };
+  }
+  discardBody(body);
+  return {
+    kind: 'failed',
+    error: new ContentTypeError(contentTypeOf(response), url),
+    isPassing: false,
+  };
+}
+
+function contentTypeOf(response: Dispatcher.ResponseData): string {
+  return String(response.headers['content-type'] ?? '');
+}
+
+function isEventStreamType(contentType: string): boolean {
+  return contentType.split(';', 1)[0]?.trim().toLowerCase() === 'text/event-stream';
+}
+
+/**
+ * Drops a response body. Destroying an unfinished undici body emits an abort error; nobody wants
+ * it (we are the ones giving up), but without a listener it would crash the process.
+ * @param body The body to drop.
+ */
+export function discardBody(body: ResponseBody): void {
+  body.on('error', (error: Error) => debug('discarded body: %s', error.message));
+  body.destroy();
+}
+
+// Reads at most MAX_ERROR_BODY bytes of an error response, for the message.
+async function readText(body: ResponseBody): Promise<string> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  try {
+    for await (const chunk of body) {
+      chunks.push(chunk as Buffer);
+      length += (chunk as Buffer).length;
+      if (length >= MAX_ERROR_BODY) break;
+    }
+  } catch (error) {
+    // The status is what matters; a body cut short still says what it can.
+    debug('reading an error body failed: %O', error);
+  }
+  discardBody(body);
+  return Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8').trim();
+}
+
+// `Retry-After`: delay-seconds or an HTTP-date.
+function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined) return undefined;
+  if (/^\s*\d+\s*$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
