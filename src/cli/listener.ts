@@ -10,7 +10,7 @@ import { JSONEvent, JSONIdEvent, StringEvent, StringIdEvent, type EventClass } f
 import { createListener } from '../listener/listener.js';
 import { DEFAULTS, type ListenerOptions } from '../listener/options.js';
 import { normalizePrefix } from '../listener/routes.js';
-import { createRedisBroker } from '../listener/redis-broker.js';
+import { createRedisBroker } from '../listener/redis/broker.js';
 import {
   ExitCode,
   applyBooleanEnv,

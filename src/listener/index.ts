@@ -11,9 +11,5 @@ export type { Broker, BrokerOptions, BrokerStats, PublishOutcome, StreamMode } f
 export { MemoryBroker } from './memory-broker.js';
 export type { Subscriber } from './subscriber.js';
 export { parseTarget, normalizePrefix, type Route, type ParsedTarget } from './routes.js';
-export {
-  RedisBroker,
-  RedisUnavailableError,
-  createRedisBroker,
-  type RedisBrokerOptions,
-} from './redis-broker.js';
+export { RedisBroker, createRedisBroker, type RedisBrokerOptions } from './redis/broker.js';
+export { RedisUnavailableError } from './redis/errors.js';

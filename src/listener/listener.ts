@@ -6,7 +6,7 @@
  *   secret) and `stats.ts` beside it.
  * - `transports/`: node:http (and Express), the fast path for simple POSTs, HTTP/2.
  * - `server.ts`: the server `listen()` makes, and how it stops.
- * - the broker (`memory-broker.ts`, `redis-broker.ts`): tokens, history, ids, delivery.
+ * - the broker (`memory-broker.ts`, `redis/`): tokens, history, ids, delivery.
  * @see https://html.spec.whatwg.org/multipage/server-sent-events.html
  */
 import { PublishError } from '../errors.js';

@@ -6,7 +6,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { createListener, type Listener } from '../../src/listener/listener.js';
-import { createRedisBroker } from '../../src/listener/redis-broker.js';
+import { createRedisBroker } from '../../src/listener/redis/broker.js';
 import { openStream, type SseStream } from '../helpers/net.js';
 import { redisSkipReason, startRedis } from '../helpers/redis.js';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { StringIdEvent } from '../../src/events.js';
 import { createListener, type Listener } from '../../src/listener/listener.js';
-import { createRedisBroker, type RedisBroker } from '../../src/listener/redis-broker.js';
+import { createRedisBroker, type RedisBroker } from '../../src/listener/redis/broker.js';
 import { decodeMessage, MessageKind } from '../../src/listener/redis/messages.js';
 import { openStream, type SseStream } from '../helpers/net.js';
 import { redisSkipReason, startRedis } from '../helpers/redis.js';

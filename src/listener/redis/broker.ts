@@ -37,6 +37,7 @@ import {
   type PublishOutcome,
   type StreamMode,
 } from '../broker.js';
+import { resolveBrokerOptions } from '../options.js';
 import { Chunk } from '../chunk.js';
 import type { Subscriber } from '../subscriber.js';
 import { fillId, PublishBatch, templateEvent } from './batch.js';
@@ -99,10 +100,11 @@ export class RedisBroker implements Broker {
     private readonly sub: RedisClient,
     options: RedisBrokerOptions = {},
   ) {
-    this.mode = options.mode ?? 'single';
-    this.historyCount = options.history ?? 1000;
-    this.graceMs = options.graceMs ?? 60000;
-    this.gapEvent = options.gapEvent;
+    const resolved = resolveBrokerOptions(options);
+    this.mode = resolved.mode;
+    this.historyCount = resolved.history;
+    this.graceMs = resolved.graceMs;
+    this.gapEvent = resolved.gapEvent;
     this.heartbeatMs = options.heartbeatMs ?? 1000;
     this.expiryMs = options.expiryMs ?? 5000;
     this.keys = new RedisKeys(options.keyPrefix ?? 'eventsource:');
@@ -112,7 +114,7 @@ export class RedisBroker implements Broker {
       this.keys,
       this.processId,
       this.historyCount,
-      options.historyBytes ?? 8 * 1024 * 1024,
+      resolved.historyBytes,
     );
     sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
     for (const [name, client] of [
@@ -555,6 +557,8 @@ export async function createRedisBroker(
   url: string,
   options: RedisBrokerOptions = {},
 ): Promise<RedisBroker> {
+  // Checked before any connection is made, so that a bad option leaves nothing open.
+  resolveBrokerOptions(options);
   const { Redis } = await import('ioredis');
   const clientOptions = {
     // A POST must never wait for a connection, nor have its command sent twice after one.

@@ -1,2 +1,0 @@
-export * from './redis/broker.js';
-export { RedisUnavailableError } from './redis/errors.js';
