@@ -6,7 +6,7 @@
  * per-subscriber framing. It is kept as a string, which the socket encodes as it writes (no Buffer
  * per event for the usual one-subscriber case, and nothing but a string held in the history); an
  * event going to several subscribers is encoded once into a Buffer (`share()`) that every write reuses.
- * HTTP/1.0 clients get the same bytes without the frame.
+ * HTTP/1.0 and HTTP/2 streams get the same bytes without the frame ({@link Chunk.raw}).
  */
 export class Chunk {
   /** The block framed as one HTTP/1.1 chunk: text, or a Buffer once shared (or when large). */
@@ -14,6 +14,8 @@ export class Chunk {
   /** Bytes of the framed block. */
   readonly size: number;
   private readonly headerLength: number;
+  /** The block without the frame, made at the first {@link raw} (HTTP/2, HTTP/1.0). */
+  private unframed: string | Buffer | undefined = undefined;
 
   /**
    * @param block The SSE block (text ending with a blank line).
@@ -37,15 +39,24 @@ export class Chunk {
 
   /** Encodes the chunk once, for writing it to many sockets. */
   share(): void {
-    if (typeof this.framed === 'string') this.framed = Buffer.from(this.framed);
+    if (typeof this.framed === 'string') {
+      this.framed = Buffer.from(this.framed);
+      this.unframed = undefined;
+    }
   }
 
-  /** The block without the chunk frame, for HTTP/1.0 streams. */
+  /**
+   * The block without the chunk frame, for HTTP/1.0 and HTTP/2 streams: made once, so that a
+   * fan-out to many such streams writes the same bytes to each.
+   */
   get raw(): Buffer | string {
+    if (this.unframed !== undefined) return this.unframed;
     const framed = this.framed;
-    return typeof framed === 'string'
-      ? framed.slice(this.headerLength, framed.length - 2)
-      : framed.subarray(this.headerLength, framed.length - 2);
+    this.unframed =
+      typeof framed === 'string'
+        ? framed.slice(this.headerLength, framed.length - 2)
+        : framed.subarray(this.headerLength, framed.length - 2);
+    return this.unframed;
   }
 }
 
