@@ -4,18 +4,17 @@
  * A large event lives in memory the JavaScript heap barely sees: the request body arrives as
  * Buffers of up to 64 KiB from the C allocator, and the encoded event is a Buffer kept in the
  * history until newer events push it out. V8 decides when to collect by the size of its own heap,
- * where each of those Buffers weighs a few dozen bytes, so tens of MiB of dead Buffers (up to
- * ~64 MiB) pile up between two collections, and glibc's allocator spreads the next ones over
- * fresh pages that the process then keeps. Measured with 500 MiB posted as 1 MiB events to a
- * subscriber that never reads: RSS grew 97 MiB; as 64 KiB events, 124 MiB.
+ * where each of those Buffers weighs a few dozen bytes, so dead Buffers pile up between two
+ * collections, and glibc's allocator spreads the next ones over fresh pages that the process then
+ * keeps.
  *
  * So the listener counts the bytes of large bodies (16 KiB or more each) and, once they reach half
  * the JavaScript heap left live by the last collection (and at least 4 MiB), asks V8 for a full
  * collection. The cost of a collection grows with the heap, and so does the interval, so the cost
  * per byte of event stays the same for a small listener and for one holding thousands of streams;
- * small events never trigger it. With it (and `BodyAssembler`), the same 500 MiB grow RSS by
- * 30-36 MiB, as 64 KiB or as 1 MiB events; a bare `node:http` server that keeps no history grows
- * by 50-55 MiB.
+ * small events never trigger it. It forces collections in the whole process, so only the CLI (or
+ * `reclaimBodies: true`) turns it on. What it saves is measured by `npm run bench:large-events`
+ * (BENCHMARKS.md, "Large events").
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -27,8 +26,7 @@ const ASSEMBLY_LIMIT = 1024 * 1024;
  * Decodes a body that arrived in several pieces. `Buffer.concat` would take a fresh body-sized
  * block from the allocator for every request, only to decode it at once and drop it; one buffer
  * reused by every request (decoding is synchronous, so two requests never use it at once) leaves
- * the allocator alone. With 500 MiB posted as 1 MiB events, RSS grew 36 MiB instead of 40 MiB,
- * and it saves a copy per request.
+ * the allocator alone, and it saves a copy per request.
  */
 export class BodyAssembler {
   private buffer: Buffer | undefined;

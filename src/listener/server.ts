@@ -11,6 +11,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { debugListener as debug } from '../debug.js';
 import type { Hub } from './hub.js';
 import { installFront, type Front } from './transports/front.js';
 import { handleHttp2Stream } from './transports/http2.js';
@@ -57,8 +58,9 @@ export class ServerRunner {
         this.sessions.add(session);
         session.once('close', () => this.sessions.delete(session));
       });
-      server.on('sessionError', () => {
+      server.on('sessionError', (error: Error) => {
         // A session that fails (a client that misbehaves) closes itself; the others go on.
+        debug('HTTP/2 session error: %s', error.message);
       });
       // node:http2 leaves the HTTP/1.1 side without node:http's keep-alive timeout (idle
       // connections would stay open for ever): give it node:http's default, 5 s.
