@@ -13,13 +13,20 @@
 //
 // Modes: connections, unicast, broadcast (servers); client (a stream read by a client library or
 // CLI); publish (sendRequest, eventsource-request --batch, a plain undici loop); parser.
+//
+// `transport` picks how connections and broadcast reach the server: `h1` (the default, cleartext
+// HTTP/1.1), `h1-tls` (HTTP/1.1 over TLS, one stream per connection) or `h2` (node:http2 client
+// sessions, `sessions` of them, stream i on session i mod sessions). Both TLS transports trust
+// the CA in `ca` (a file) and publish over HTTPS/1.1, so that only the subscribers' side differs.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -107,32 +114,26 @@ function summarize(latencies, count) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A subscriber: GET over a raw socket, a minimal HTTP/1.1 response reader, de-chunking, SSE lines
+// A subscriber: an SSE reader over whatever carries the stream (HTTP/1.1 socket or HTTP/2 stream)
 
 const CR = 13;
 const COLON = 58;
 const SPACE = 32;
 const READ_BUFFER = Buffer.alloc(256 * 1024);
 
-class Subscriber {
+/** What every subscriber shares: the SSE line reader and the stream's sequence state. */
+class EventReader {
   /**
-   * @param {{host: string, port: number}} target
-   * @param {string} path
-   * @param {(sub: Subscriber, event: string, data: string, now: number) => void} onEvent
-   * @param {(sub: Subscriber, error?: Error) => void} onOpen called once: opened (200) or failed
-   * @param {(sub: Subscriber, why: string) => void} onClose called when an open stream ends
+   * @param {(sub: EventReader, event: string, data: string, now: number) => void} onEvent
+   * @param {(sub: EventReader, error?: Error) => void} onOpen called once: opened (200) or failed
+   * @param {(sub: EventReader, why: string) => void} onClose called when an open stream ends
    */
-  constructor(target, path, onEvent, onOpen, onClose) {
+  constructor(onEvent, onOpen, onClose) {
     this.onEvent = onEvent;
     this.onOpen = onOpen;
     this.onClose = onClose;
     this.isOpen = false;
     this.isDone = false;
-    this.head = '';
-    this.isChunked = false;
-    this.chunkLeft = 0;
-    this.crlfLeft = 0;
-    this.sizeLine = '';
     this.rest = '';
     this.event = '';
     this.data = '';
@@ -141,28 +142,6 @@ class Subscriber {
     this.next = 0;
     /** Sequence numbers skipped by a gap, in case they arrive late. */
     this.missing = undefined;
-    // `onread` reads into one shared buffer and skips the stream machinery: the cheapest way for
-    // one process to read thousands of sockets. Each read is decoded at once, so sharing is safe.
-    const socket = net.connect({
-      port: target.port,
-      host: target.host,
-      onread: {
-        buffer: READ_BUFFER,
-        callback: (length, buffer) => {
-          this.receive(buffer.toString('latin1', 0, length));
-        },
-      },
-    });
-    this.socket = socket;
-    socket.setNoDelay(true);
-    socket.on('connect', () => {
-      socket.write(
-        `GET ${path} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\n` +
-          'Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n',
-      );
-    });
-    socket.on('error', (error) => this.fail(error));
-    socket.on('close', () => this.fail(new Error('connection closed')));
   }
 
   fail(error) {
@@ -170,6 +149,85 @@ class Subscriber {
     this.isDone = true;
     if (this.isOpen) this.onClose(this, error.message);
     else this.onOpen(this, error);
+  }
+
+  feed(text, now) {
+    const buffer = this.rest === '' ? text : this.rest + text;
+    let start = 0;
+    for (;;) {
+      const lf = buffer.indexOf('\n', start);
+      if (lf === -1) break;
+      let end = lf;
+      if (end > start && buffer.charCodeAt(end - 1) === CR) end--;
+      if (end === start) {
+        if (this.hasData) this.onEvent(this, this.event || 'message', this.data, now);
+        this.event = '';
+        this.data = '';
+        this.hasData = false;
+      } else if (buffer.charCodeAt(start) !== COLON) {
+        const colon = buffer.indexOf(':', start);
+        let field;
+        let value = '';
+        if (colon === -1 || colon > end) field = buffer.slice(start, end);
+        else {
+          field = buffer.slice(start, colon);
+          const from = buffer.charCodeAt(colon + 1) === SPACE ? colon + 2 : colon + 1;
+          value = buffer.slice(from, end);
+        }
+        if (field === 'data') {
+          this.data = this.hasData ? `${this.data}\n${value}` : value;
+          this.hasData = true;
+        } else if (field === 'event') this.event = value;
+      }
+      start = lf + 1;
+    }
+    this.rest = start === buffer.length ? '' : buffer.slice(start);
+  }
+}
+
+/** A stream over HTTP/1.1: GET on its own socket (plain or TLS), a minimal response reader, de-chunking. */
+class Subscriber extends EventReader {
+  /**
+   * @param {{host: string, port: number, secureContext?: tls.SecureContext}} target TLS when it
+   *   has a `secureContext`
+   * @param {string} path
+   */
+  constructor(target, path, onEvent, onOpen, onClose) {
+    super(onEvent, onOpen, onClose);
+    this.head = '';
+    this.isChunked = false;
+    this.chunkLeft = 0;
+    this.crlfLeft = 0;
+    this.sizeLine = '';
+    // `onread` reads into one shared buffer and skips the stream machinery: the cheapest way for
+    // one process to read thousands of sockets. Each read is decoded at once, so sharing is safe.
+    const onread = {
+      buffer: READ_BUFFER,
+      callback: (length, buffer) => {
+        this.receive(buffer.toString('latin1', 0, length));
+      },
+    };
+    const isTls = target.secureContext !== undefined;
+    const socket = isTls
+      ? tls.connect({
+          port: target.port,
+          host: target.host,
+          secureContext: target.secureContext,
+          session: target.tlsSession,
+          ALPNProtocols: ['http/1.1'],
+          onread,
+        })
+      : net.connect({ port: target.port, host: target.host, onread });
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on(isTls ? 'secureConnect' : 'connect', () => {
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\n` +
+          'Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n',
+      );
+    });
+    socket.on('error', (error) => this.fail(error));
+    socket.on('close', () => this.fail(new Error('connection closed')));
   }
 
   close() {
@@ -230,44 +288,87 @@ class Subscriber {
     }
     return out;
   }
+}
 
-  feed(text, now) {
-    const buffer = this.rest === '' ? text : this.rest + text;
-    let start = 0;
-    for (;;) {
-      const lf = buffer.indexOf('\n', start);
-      if (lf === -1) break;
-      let end = lf;
-      if (end > start && buffer.charCodeAt(end - 1) === CR) end--;
-      if (end === start) {
-        if (this.hasData) this.onEvent(this, this.event || 'message', this.data, now);
-        this.event = '';
-        this.data = '';
-        this.hasData = false;
-      } else if (buffer.charCodeAt(start) !== COLON) {
-        const colon = buffer.indexOf(':', start);
-        let field;
-        let value = '';
-        if (colon === -1 || colon > end) field = buffer.slice(start, end);
-        else {
-          field = buffer.slice(start, colon);
-          const from = buffer.charCodeAt(colon + 1) === SPACE ? colon + 2 : colon + 1;
-          value = buffer.slice(from, end);
-        }
-        if (field === 'data') {
-          this.data = this.hasData ? `${this.data}\n${value}` : value;
-          this.hasData = true;
-        } else if (field === 'event') this.event = value;
+/** A stream over HTTP/2: one request on a shared session; node:http2 has already de-framed it. */
+class Http2Subscriber extends EventReader {
+  /**
+   * @param {http2.ClientHttp2Session} session
+   * @param {string} path
+   */
+  constructor(session, path, onEvent, onOpen, onClose) {
+    super(onEvent, onOpen, onClose);
+    const stream = session.request({
+      ':path': path,
+      accept: 'text/event-stream',
+      'cache-control': 'no-cache',
+    });
+    this.stream = stream;
+    stream.on('response', (headers) => {
+      const status = headers[':status'];
+      if (status !== 200) {
+        this.isDone = true;
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        this.onOpen(this, new Error(`status ${status}`));
+        return;
       }
-      start = lf + 1;
-    }
-    this.rest = start === buffer.length ? '' : buffer.slice(start);
+      this.isOpen = true;
+      this.onOpen(this, undefined);
+    });
+    stream.on('data', (chunk) => this.feed(chunk.toString('latin1'), performance.now()));
+    stream.on('error', (error) => this.fail(error));
+    stream.on('close', () => this.fail(new Error(`stream closed (${stream.rstCode})`)));
+  }
+
+  close() {
+    this.isDone = true;
+    if (!this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_CANCEL);
   }
 }
 
 /**
+ * Opens `count` HTTP/2 sessions to the target, `concurrency` TLS handshakes at a time.
+ * @returns {Promise<http2.ClientHttp2Session[]>} once each has the server's SETTINGS.
+ */
+async function openSessions(target, count, concurrency = 20) {
+  const sessions = [];
+  const openOne = () =>
+    new Promise((resolve, reject) => {
+      const session = http2.connect(`https://${target.host}:${target.port}`, {
+        secureContext: target.secureContext,
+        session: target.tlsSession,
+        // Until the server's SETTINGS arrive node assumes at most 100 concurrent streams; the
+        // listener allows more, and this generator opens 100 or more on one session at once.
+        peerMaxConcurrentStreams: 1000,
+      });
+      sessions.push(session);
+      session.once('remoteSettings', () => {
+        session.off('error', reject);
+        session.on('error', () => {
+          // Its streams report it (each one's 'error' or 'close'); nothing to add here.
+        });
+        resolve();
+      });
+      session.once('error', reject);
+    });
+  for (let i = 0; i < count; i += concurrency) {
+    await Promise.all(Array.from({ length: Math.min(concurrency, count - i) }, openOne));
+  }
+  return sessions;
+}
+
+/** Creates subscriber `index`: on its own socket, or on session `index mod sessions` (HTTP/2). */
+function createSubscriber(target, path, index, onEvent, onOpen, onClose) {
+  if (target.sessions === undefined) {
+    return new Subscriber(target, path, onEvent, onOpen, onClose);
+  }
+  const session = target.sessions[index % target.sessions.length];
+  return new Http2Subscriber(session, path, onEvent, onOpen, onClose);
+}
+
+/**
  * Opens one subscriber per path, `concurrency` at a time.
- * @returns {Promise<Subscriber[]>} once all are open; rejects on the first that fails.
+ * @returns {Promise<EventReader[]>} once all are open; rejects on the first that fails.
  */
 function openSubscribers(target, paths, concurrency, onEvent, onClose) {
   return new Promise((resolve, reject) => {
@@ -277,16 +378,14 @@ function openSubscribers(target, paths, concurrency, onEvent, onClose) {
     let failed = false;
     const start = () => {
       const index = started++;
-      subs[index] = new Subscriber(target, paths[index], onEvent, onOpen, onClose);
+      subs[index] = createSubscriber(target, paths[index], index, onEvent, onOpen, onClose);
     };
     const onOpen = (sub, error) => {
       if (failed) return;
       if (error !== undefined) {
         failed = true;
         for (const s of subs) s?.close();
-        reject(
-          new Error(`subscriber ${sub.socket.remotePort ?? ''} did not open: ${error.message}`),
-        );
+        reject(new Error(`subscriber ${subs.indexOf(sub)} did not open: ${error.message}`));
         return;
       }
       opened++;
@@ -298,7 +397,7 @@ function openSubscribers(target, paths, concurrency, onEvent, onClose) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A publisher: one keep-alive connection, one POST in flight, a minimal response reader
+// A publisher: one keep-alive connection (plain or TLS), one POST in flight, a minimal response reader
 
 class Publisher {
   constructor(target) {
@@ -307,7 +406,18 @@ class Publisher {
     this.buffer = '';
     this.head = undefined;
     this.callback = undefined;
-    this.socket = net.connect(target.port, target.host);
+    const isTls = target.secureContext !== undefined;
+    this.socket = isTls
+      ? tls.connect({
+          port: target.port,
+          host: target.host,
+          secureContext: target.secureContext,
+          session: target.tlsSession,
+          ALPNProtocols: ['http/1.1'],
+        })
+      : net.connect(target.port, target.host);
+    /** Settles once the connection (and its TLS handshake) is up. */
+    this.ready = once(this.socket, isTls ? 'secureConnect' : 'connect');
     this.socket.setNoDelay(true);
     this.socket.on('data', (chunk) => this.receive(chunk));
     this.socket.on('error', (error) => this.finish(0, error.message));
@@ -379,9 +489,56 @@ function chunkedEnd(text) {
   }
 }
 
-function targetOf(url) {
-  const parsed = new URL(url);
-  return { host: parsed.hostname, port: Number(parsed.port), base: parsed.pathname };
+/**
+ * Where the server is, from the parameters: `url`, and `ca` (a file) for TLS. HTTP/2 targets get
+ * their `sessions` from openSessions().
+ */
+function targetOf(p) {
+  const parsed = new URL(p.url);
+  return {
+    host: parsed.hostname,
+    port: Number(parsed.port),
+    base: parsed.pathname,
+    // One context for every connection: given `ca` alone, each connection would build its own.
+    ...(p.transport === 'h1-tls' || p.transport === 'h2'
+      ? { secureContext: tls.createSecureContext({ ca: readFileSync(p.ca) }) }
+      : {}),
+  };
+}
+
+/**
+ * Gets a TLS target ready: a TLS session to resume from then on, and for HTTP/2 `count` sessions.
+ * Resuming skips the server's RSA signature, most of a full handshake's cost (the same for both
+ * TLS transports), which would otherwise make the HTTP/1.1 side the slowest part of the run.
+ */
+async function connectTarget(target, p, count) {
+  if (target.secureContext === undefined) return;
+  if (target.tlsSession === undefined && p.resumeTls !== false) {
+    const socket = tls.connect({
+      port: target.port,
+      host: target.host,
+      secureContext: target.secureContext,
+      ALPNProtocols: ['http/1.1'],
+    });
+    [target.tlsSession] = await once(socket, 'session');
+    socket.destroy();
+  }
+  if (p.transport === 'h2') target.sessions = await openSessions(target, count);
+}
+
+/** How many of the target's TLS connections resumed the primed session (for the record). */
+function countResumed(target, subs) {
+  if (target.secureContext === undefined) return undefined;
+  const sockets =
+    target.sessions?.map((session) => session.socket) ?? subs.map((sub) => sub.socket);
+  return `${sockets.filter((socket) => socket.isSessionReused()).length}/${sockets.length}`;
+}
+
+/** Closes the subscribers and then the target's HTTP/2 sessions, if any. */
+function closeAll(target, subs) {
+  for (const sub of subs) sub.close();
+  for (const session of target.sessions ?? []) session.destroy();
+  target.sessions = undefined;
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -396,11 +553,12 @@ function cpuNow() {
 
 /** Idle subscribers on distinct tokens: memory, time and CPU to open them. */
 async function runConnections(p) {
-  const target = targetOf(p.url);
+  const target = targetOf(p);
   const checks = createChecks();
   const onEvent = () => checks.wrongEvent++; // idle: nothing may arrive
   const onClose = () => checks.dropped++;
   // Warm the server's code paths up, then let it settle before the baseline.
+  await connectTarget(target, p, 1);
   const warm = await openSubscribers(
     target,
     Array.from({ length: 50 }, (_, i) => `${target.base}poll/w${i}`),
@@ -408,11 +566,13 @@ async function runConnections(p) {
     onEvent,
     () => {},
   );
-  for (const sub of warm) sub.close();
+  closeAll(target, warm);
   await sleep(500);
   const rss0 = readRssKiB(p.pids);
   const cpu0 = readCpuMs(p.pids, p.clockTicks);
   const t0 = performance.now();
+  // HTTP/2 sessions count as part of their streams' cost: they are opened after the baseline.
+  await connectTarget(target, p, p.sessions);
   const subs = await openSubscribers(
     target,
     Array.from({ length: p.count }, (_, i) => `${target.base}poll/c${i}`),
@@ -425,21 +585,29 @@ async function runConnections(p) {
   // Let lazy work (timers, GC of the opening garbage) happen before RSS is read.
   await sleep(p.settleMs ?? 1500);
   const rss1 = readRssKiB(p.pids);
-  for (const sub of subs) sub.close();
+  const tlsResumed = countResumed(target, subs);
+  closeAll(target, subs);
   return {
     metrics: {
       rssPerSubscriberKiB: (rss1 - rss0) / p.count,
       openMs,
       cpuPerConnectionUs: ((cpu1 - cpu0) * 1000) / p.count,
     },
-    info: { count: p.count, rssBeforeKiB: rss0, rssAfterKiB: rss1 },
+    info: {
+      count: p.count,
+      transport: p.transport ?? 'h1',
+      ...(p.transport === 'h2' ? { sessions: p.sessions } : {}),
+      ...(tlsResumed === undefined ? {} : { tlsResumed }),
+      rssBeforeKiB: rss0,
+      rssAfterKiB: rss1,
+    },
     checks,
   };
 }
 
 /** 1 subscriber per token; publishers POST as fast as answered, each owning a share of the tokens. */
 async function runUnicast(p) {
-  const target = targetOf(p.url);
+  const target = targetOf(p);
   const checks = createChecks();
   const { tokens, events, publishers } = p;
   const latencies = new Float64Array(events);
@@ -471,7 +639,7 @@ async function runUnicast(p) {
   const queues = Array.from({ length: publishers }, () => []);
   for (let k = 0; k < events; k++) queues[(k % tokens) % publishers].push(k);
   const pubs = Array.from({ length: publishers }, () => new Publisher(target));
-  await Promise.all(pubs.map((pub) => once(pub.socket, 'connect')));
+  await Promise.all(pubs.map((pub) => pub.ready));
   const cpu0 = readCpuMs(p.pids, p.clockTicks);
   const own0 = cpuNow();
   const t0 = performance.now();
@@ -522,7 +690,7 @@ async function runUnicast(p) {
 
 /** Many subscribers on one token; one event at a time, the next once every subscriber has it. */
 async function runBroadcast(p) {
-  const target = targetOf(p.url);
+  const target = targetOf(p);
   const checks = createChecks();
   const { subscribers, events, warmup = 10 } = p;
   const total = subscribers * events;
@@ -545,6 +713,7 @@ async function runBroadcast(p) {
       if (remaining === 0 && isAnswered) step();
     }
   };
+  await connectTarget(target, p, p.sessions);
   const subs = await openSubscribers(
     target,
     Array.from({ length: subscribers }, () => `${target.base}poll/b`),
@@ -554,7 +723,7 @@ async function runBroadcast(p) {
   );
   await sleep(200);
   const pub = new Publisher(target);
-  await once(pub.socket, 'connect');
+  await pub.ready;
   let cpu0 = 0;
   let own0 = 0;
   let t0 = 0;
@@ -592,7 +761,8 @@ async function runBroadcast(p) {
   const cpu1 = readCpuMs(p.pids, p.clockTicks);
   const own1 = cpuNow();
   pub.close();
-  for (const sub of subs) sub.close();
+  const tlsResumed = countResumed(target, subs);
+  closeAll(target, subs);
   const latency = summarize(latencies, delivered);
   const last = summarize(lastLatencies, events);
   return {
@@ -605,7 +775,16 @@ async function runBroadcast(p) {
       cpuPerDeliveryUs: ((cpu1 - cpu0) * 1000) / Math.max(1, delivered),
       loadgenBusyPercent: ((own1 - own0) / (tEnd - t0)) * 100,
     },
-    info: { subscribers, events, warmup, delivered, expected: total },
+    info: {
+      subscribers,
+      events,
+      warmup,
+      delivered,
+      expected: total,
+      transport: p.transport ?? 'h1',
+      ...(p.transport === 'h2' ? { sessions: p.sessions } : {}),
+      ...(tlsResumed === undefined ? {} : { tlsResumed }),
+    },
     checks,
   };
 }
@@ -717,7 +896,7 @@ async function runClient(p) {
  * one `eventsource-request --batch` process (one connection, one event after another, token p0).
  */
 async function runPublish(p) {
-  const target = targetOf(p.url);
+  const target = targetOf(p);
   const checks = createChecks();
   const isCli = p.client === 'cli-batch';
   const loops = isCli ? 1 : (p.loops ?? 16);

@@ -5,6 +5,7 @@
 //   npm run bench -- --quick                   smaller scenarios, 1 repetition (under two minutes)
 //   npm run bench -- --reps 5 --json out.json  medians of 5, results also written as JSON
 //   npm run bench -- --only unicast,broadcast  some scenarios only
+//   npm run bench -- --only h2                 HTTP/2 against HTTP/1.1 on the TLS listener
 //   npm run bench -- --servers raw,ours        some servers only
 //   npm run bench -- --cpu-prof DIR            Node servers run under `node --cpu-prof` (DIR/<server>/)
 //
@@ -12,7 +13,9 @@
 // separate process; with `taskset`, the server runs on core 0 and the generator on core 1. Server
 // CPU comes from /proc/<pid>/stat (utime + stime), memory from /proc/<pid>/status (VmRSS). The
 // figures are medians over the repetitions; each is also shown as a ratio to the scenario's
-// reference (the raw floor for servers). The table is Markdown, for BENCHMARKS.md.
+// reference (the raw floor for servers). The table is Markdown, for BENCHMARKS.md. The h2 scenario
+// runs only our listener, with TLS (test/fixtures), reached over HTTP/2, HTTP/1.1 over TLS and
+// cleartext HTTP/1.1; `--servers` does not apply to it.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,14 +40,12 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.help) {
-  process.stdout.write(
-    readFileSync(fileURLToPath(import.meta.url), 'utf8')
-      .split('\n')
-      .filter((line) => line.startsWith('//'))
-      .slice(0, 16)
-      .map((line) => line.slice(3))
-      .join('\n') + '\n',
+  const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
+  const header = lines.slice(
+    0,
+    lines.findIndex((line) => !line.startsWith('//')),
   );
+  process.stdout.write(header.map((line) => line.slice(3)).join('\n') + '\n');
   process.exit(0);
 }
 const isQuick = flags.quick;
@@ -126,6 +127,43 @@ const SERVER_SCENARIOS = {
   },
 };
 
+/**
+ * The h2 scenario (issue 15): one TLS listener binary, reached per subject over another transport.
+ * Idle: streams on distinct tokens, RSS delta / streams (HTTP/2 sessions opened after the baseline,
+ * so their cost is in the figure). Broadcast: as the broadcast scenario (100 events rather than
+ * 200, to keep the TLS side short), subscribers on one token, the publisher over HTTP/1.1 (over
+ * TLS when the subscribers are) for every subject. TLS connections resume one primed session.
+ */
+const H2_SCENARIO = {
+  idle: isQuick
+    ? { streams: 2000, sessions: 20, connections: 500, settleMs: 1000 }
+    : { streams: 10000, sessions: 100, connections: 2000 },
+  broadcast: isQuick
+    ? { subscribers: 500, sessions: 5, events: 40, warmup: 10 }
+    : { subscribers: 2000, sessions: 20, events: 100, warmup: 10 },
+  metrics: [
+    ['rssPerStreamKiB', 'idle: RSS per stream', 'KiB', 'lower'],
+    ['cpuPerStreamUs', 'idle: server CPU per stream opened', 'µs', 'lower'],
+    ['deliveriesPerSecond', 'broadcast: deliveries per second', '/s', 'higher'],
+    ['latencyP50Ms', 'broadcast: latency p50 per delivery', 'ms', 'lower'],
+    ['latencyP99Ms', 'broadcast: latency p99 per delivery', 'ms', 'lower'],
+    ['lastSubscriberP50Ms', 'broadcast: until the last subscriber has it, p50', 'ms', 'lower'],
+    ['cpuPerDeliveryUs', 'broadcast: server CPU per delivery', 'µs', 'lower'],
+    ['loadgenBusyPercent', 'broadcast: load generator busy', '%', 'info'],
+  ],
+};
+/** The first is the reference: the bar compares HTTP/2 with HTTP/1.1 over TLS. */
+const H2_LABELS = {
+  'h1-tls': 'HTTP/1.1 over TLS, 1 stream per connection',
+  h2: `HTTP/2 over TLS, ${H2_SCENARIO.idle.streams / H2_SCENARIO.idle.sessions} streams per session`,
+  h1: 'HTTP/1.1 cleartext, 1 stream per connection',
+};
+const TLS_FILES = {
+  key: join(root, 'test/fixtures/key.pem'),
+  cert: join(root, 'test/fixtures/cert.pem'),
+  ca: join(root, 'test/fixtures/ca.pem'),
+};
+
 const CLIENT_LABELS = {
   eventsource: '`eventsource` 4 (addEventListener)',
   toolkit: 'EventSourceClient (addEventListener)',
@@ -140,7 +178,7 @@ const PUBLISH_LABELS = {
 const clientCount = isQuick ? 30000 : 200000;
 const publishCount = isQuick ? 1000 : 20000;
 
-const ALL_SCENARIOS = ['connections', 'unicast', 'broadcast', 'client', 'publish', 'parser'];
+const ALL_SCENARIOS = ['connections', 'unicast', 'broadcast', 'h2', 'client', 'publish', 'parser'];
 const selected = flags.only === undefined ? ALL_SCENARIOS : flags.only.split(',');
 for (const name of selected) {
   if (!ALL_SCENARIOS.includes(name)) {
@@ -275,7 +313,7 @@ function childrenOf(pid) {
  * Starts a server on core 0.
  * @returns {Promise<{url: string, pids: number[], stop: () => Promise<void>}>}
  */
-async function startServer(name, { multi = false } = {}) {
+async function startServer(name, { multi = false, tls = false } = {}) {
   if (name === 'nchan') {
     const port = await freePort();
     const { dir, command, args } = createNchanConfig({
@@ -319,6 +357,7 @@ async function startServer(name, { multi = false } = {}) {
           '-k',
           '0',
           ...(multi ? ['--multi'] : []),
+          ...(tls ? ['-K', TLS_FILES.key, '-C', TLS_FILES.cert] : []),
         ]
       : [`bench/servers/${name}.js`, '-H', '127.0.0.1', '-P', '0'];
   const child = spawnPinned(0, [process.execPath, ...nodeFlags, ...script], {
@@ -450,6 +489,67 @@ async function runPublishScenario() {
   }
 }
 
+/** Starts a server, runs `fn` with it, and stops it whatever happens. */
+async function withServer(name, options, fn) {
+  const started = await startServer(name, options);
+  try {
+    return await fn(started);
+  } finally {
+    await started.stop();
+  }
+}
+
+/** Per repetition and subject: idle streams' memory, then a broadcast, each on a fresh listener. */
+async function runH2Scenario() {
+  const { idle, broadcast } = H2_SCENARIO;
+  for (let rep = 0; rep < reps; rep++) {
+    for (const transport of Object.keys(H2_LABELS)) {
+      await measure('h2', transport, rep, async () => {
+        const isTls = transport !== 'h1';
+        const common = { transport, ca: TLS_FILES.ca };
+        const idleResult = await withServer('ours', { tls: isTls }, (started) =>
+          runLoadgen({
+            mode: 'connections',
+            url: started.url,
+            pids: started.pids,
+            ...common,
+            count: transport === 'h2' ? idle.streams : idle.connections,
+            sessions: idle.sessions,
+            ...(idle.settleMs === undefined ? {} : { settleMs: idle.settleMs }),
+          }),
+        );
+        const broadcastResult = await withServer('ours', { tls: isTls, multi: true }, (started) =>
+          runLoadgen({
+            mode: 'broadcast',
+            url: started.url,
+            pids: started.pids,
+            ...common,
+            subscribers: broadcast.subscribers,
+            sessions: broadcast.sessions,
+            events: broadcast.events,
+            warmup: broadcast.warmup,
+          }),
+        );
+        const checks = { ...idleResult.checks };
+        for (const [key, count] of Object.entries(broadcastResult.checks)) {
+          checks[key] = (checks[key] ?? 0) + count;
+        }
+        const { rssPerSubscriberKiB, cpuPerConnectionUs } = idleResult.metrics;
+        return {
+          metrics: {
+            rssPerStreamKiB: rssPerSubscriberKiB,
+            cpuPerStreamUs: cpuPerConnectionUs,
+            ...broadcastResult.metrics,
+          },
+          info: { idle: idleResult.info, broadcast: broadcastResult.info },
+          checks,
+          checkTotal: idleResult.checkTotal + broadcastResult.checkTotal,
+        };
+      });
+    }
+  }
+}
+
 async function runParserScenario() {
   for (let rep = 0; rep < reps; rep++) {
     await measure('parser', 'parser', rep, () => runLoadgen({ mode: 'parser', quick: isQuick }));
@@ -561,6 +661,9 @@ function tableRows(summary) {
   for (const [scenario, definition] of Object.entries(SERVER_SCENARIOS)) {
     for (const metric of definition.metrics) add(scenario, metric, servers, 'raw', SERVER_LABELS);
   }
+  for (const metric of H2_SCENARIO.metrics) {
+    add('h2', metric, Object.keys(H2_LABELS), 'h1-tls', H2_LABELS);
+  }
   add(
     'client',
     ['eventsPerSecond', 'events per second', '/s', 'higher'],
@@ -664,6 +767,15 @@ function evaluateBars(summary) {
     });
   }
   bar(
+    'h2: RSS per idle HTTP/2 stream ≤ 0.5 × per TLS HTTP/1.1 stream',
+    'h2',
+    get('h2', 'h2', 'rssPerStreamKiB'),
+    get('h2', 'h1-tls', 'rssPerStreamKiB'),
+    (r) => r <= 0.5,
+    '≤ 0.50×',
+    'KiB',
+  );
+  bar(
     'client: EventSourceClient ≥ 1.5 × `eventsource` events/s (both addEventListener)',
     'client',
     get('client', 'toolkit', 'eventsPerSecond'),
@@ -723,8 +835,8 @@ function markdown(rows, bars, meta) {
   for (const row of rows) lines.push(`| ${row.join(' | ')} |`);
   lines.push(
     '',
-    'The reference of each scenario is its first subject: the raw floor for servers, `eventsource` for clients,',
-    'the undici loop for publishing, eventsource-parser for parsing.',
+    'The reference of each scenario is its first subject: the raw floor for servers, HTTP/1.1 over TLS for h2,',
+    '`eventsource` for clients, the undici loop for publishing, eventsource-parser for parsing.',
     '',
     '| bar | required | ours | reference | ratio | |',
     '| --- | --- | ---: | ---: | ---: | --- |',
@@ -749,6 +861,7 @@ async function main() {
   if (!hasNchan) log('bench: nginx or the nchan module is not installed; nchan is left out');
   for (const name of selected) {
     if (name in SERVER_SCENARIOS) await runServerScenario(name);
+    else if (name === 'h2') await runH2Scenario();
     else if (name === 'client') await runClientScenario();
     else if (name === 'publish') await runPublishScenario();
     else if (name === 'parser') await runParserScenario();
