@@ -53,7 +53,12 @@ export interface RequestOptions {
   user?: string;
   /** HTTP Basic password, used with `user`. Defaults to `''`. */
   password?: string;
-  /** Sent as `Authorization: Bearer <secret>` (the listener's `--publish-secret`); ignored when `user` is set. */
+  /**
+   * Sent as `Authorization: Bearer <bearer>`: a JWT with a publish grant, or the listener's
+   * `--publish-secret`. Ignored when `user` is set.
+   */
+  bearer?: string;
+  /** The older name of {@link bearer}; `bearer` wins when both are given. */
   secret?: string;
   /**
    * The undici dispatcher to send with. Defaults to one keep-alive `Agent` shared by every call in
@@ -322,8 +327,9 @@ async function post(
   if (options.user !== undefined) {
     const credentials = `${options.user}:${options.password ?? ''}`;
     headers.authorization = `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`;
-  } else if (options.secret !== undefined) {
-    headers.authorization = `Bearer ${options.secret}`;
+  } else {
+    const bearer = options.bearer ?? options.secret;
+    if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`;
   }
   if (options.headers) {
     const extra = options.headers;

@@ -9,6 +9,7 @@ import { flattenError } from '../errors.js';
 import { JSONEvent, JSONIdEvent, StringEvent, StringIdEvent, type EventClass } from '../events.js';
 import { createListener } from '../listener/listener.js';
 import { DEFAULTS, type ListenerOptions } from '../listener/options.js';
+import { MIN_SECRET_BYTES, checkJwtOptions, type JwtOptions } from '../listener/auth.js';
 import { normalizePrefix } from '../listener/routes.js';
 import { createRedisBroker } from '../listener/redis/broker.js';
 import {
@@ -46,6 +47,11 @@ interface ListenerFlags {
   prefix?: string;
   cors?: string[];
   publishSecret?: string;
+  jwtSecret?: string;
+  jwtKey?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  jwtCookie: string;
   maxConnections?: number;
   demo?: boolean;
   redis?: string;
@@ -156,6 +162,31 @@ function buildCommand(io: CliIo): Command {
       ).env(env('PUBLISH_SECRET')),
     )
     .addOption(
+      new Option(
+        '--jwt-secret <secret>',
+        'streams, POSTs and /stats need a JWT granting them, signed with this HMAC secret (HS256/384/512, 32+ bytes)',
+      ).env(env('JWT_SECRET')),
+    )
+    .addOption(
+      new Option(
+        '--jwt-key <file>',
+        'the same with a public key: a PEM file or a JWKS JSON file (RS256, PS256, ES256, EdDSA)',
+      ).env(env('JWT_KEY')),
+    )
+    .addOption(
+      new Option('--jwt-issuer <iss>', 'JWTs must have this issuer (iss)').env(env('JWT_ISSUER')),
+    )
+    .addOption(
+      new Option('--jwt-audience <aud>', 'JWTs must have this audience (aud)').env(
+        env('JWT_AUDIENCE'),
+      ),
+    )
+    .addOption(
+      new Option('--jwt-cookie <name>', 'the cookie a JWT is read from')
+        .default('eventsource_access_token')
+        .env(env('JWT_COOKIE')),
+    )
+    .addOption(
       new Option('--max-connections <n>', 'open streams allowed at once (503 above)')
         .argParser(parsePositiveInt)
         .env(env('MAX_CONNECTIONS')),
@@ -228,6 +259,14 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     if ((flags.keyfile === undefined) !== (flags.certfile === undefined)) {
       throw new UsageError('-K/--keyfile and -C/--certfile go together: give both to serve HTTPS');
     }
+    if (flags.jwtSecret !== undefined && flags.jwtKey !== undefined) {
+      throw new UsageError('--jwt-secret and --jwt-key do not go together: give one');
+    }
+    if (flags.jwtSecret !== undefined && Buffer.byteLength(flags.jwtSecret) < MIN_SECRET_BYTES) {
+      throw new UsageError(
+        `--jwt-secret must be at least ${MIN_SECRET_BYTES} bytes (got ${Buffer.byteLength(flags.jwtSecret)}): use a long random string`,
+      );
+    }
     if (flags.workers !== undefined && flags.redis === undefined) {
       throw new UsageError('--workers needs --redis: the workers share their tokens through Redis');
     }
@@ -247,6 +286,13 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       io.stderr.write(`eventsource-listener: cannot read TLS files: ${flattenError(error)}\n`);
       return ExitCode.usage;
     }
+  }
+  let jwt: JwtOptions | undefined;
+  try {
+    jwt = readJwtOptions(flags);
+  } catch (error) {
+    io.stderr.write(`eventsource-listener: ${flattenError(error)}\n`);
+    return ExitCode.usage;
   }
   if (flags.workers !== undefined && cluster.isPrimary) {
     return runPrimary(flags.workers, io, `${eventClass.name}${describeOptions(flags)}`);
@@ -279,6 +325,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       prefix: flags.prefix,
       cors: flags.cors,
       publishSecret: flags.publishSecret,
+      jwt,
       maxConnections: flags.maxConnections,
       demo: flags.demo,
       fastPath: flags.fastPath,
@@ -310,6 +357,45 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   return ExitCode.ok;
 }
 
+/**
+ * The JWT options of the flags, with the key file read: a JWKS when it is JSON, else PEM.
+ * @throws Error naming the file when it cannot be read or is not a key.
+ */
+function readJwtOptions(flags: ListenerFlags): JwtOptions | undefined {
+  if (flags.jwtSecret === undefined && flags.jwtKey === undefined) return undefined;
+  let key: JwtOptions['key'];
+  if (flags.jwtKey !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(flags.jwtKey, 'utf8');
+    } catch (error) {
+      throw new Error(`cannot read --jwt-key file: ${flattenError(error)}`, { cause: error });
+    }
+    try {
+      key = text.trimStart().startsWith('{') ? (JSON.parse(text) as { keys: object[] }) : text;
+    } catch (error) {
+      throw new Error(`--jwt-key file ${flags.jwtKey} is not valid JSON: ${flattenError(error)}`, {
+        cause: error,
+      });
+    }
+  }
+  const jwt: JwtOptions = {
+    secret: flags.jwtSecret,
+    key,
+    issuer: flags.jwtIssuer,
+    audience: flags.jwtAudience,
+    cookie: flags.jwtCookie,
+  };
+  try {
+    checkJwtOptions(jwt);
+  } catch (error) {
+    throw new Error(`--jwt-key ${flags.jwtKey ?? ''}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return jwt;
+}
+
 /** The options that differ from the defaults, for the start-up line. */
 function describeOptions(flags: ListenerFlags): string {
   const parts: string[] = [];
@@ -326,6 +412,7 @@ function describeOptions(flags: ListenerFlags): string {
   if (flags.maxBody !== DEFAULTS.maxBody) parts.push(`max-body ${flags.maxBody}`);
   if (flags.cors !== undefined) parts.push(`cors ${flags.cors.join(' ')}`);
   if (flags.publishSecret !== undefined) parts.push('publish-secret set');
+  if (flags.jwtSecret !== undefined || flags.jwtKey !== undefined) parts.push('JWT auth');
   if (flags.maxConnections !== undefined) parts.push(`max-connections ${flags.maxConnections}`);
   if (flags.demo) parts.push(`demo page at ${normalizePrefix(flags.prefix)}/`);
   if (flags.redis !== undefined)

@@ -38,6 +38,7 @@ interface Flags {
   url?: string;
   header?: [string, string][];
   secret?: string;
+  bearer?: string;
   insecure?: boolean;
   ca?: string;
   timeout?: number;
@@ -50,7 +51,7 @@ const EXAMPLES = `
 Examples:
   $ eventsource-request my-token ping 'hello'
   $ echo '{"n":1}' | eventsource-request -j my-token ping
-  $ eventsource-request --url https://push.example.com/events --secret "$SECRET" my-token ping hi
+  $ eventsource-request --url https://push.example.com/events --bearer "$TOKEN" my-token ping hi
   $ eventsource-request --http2 -S --ca ca.pem -P 8443 my-token ping hi
   $ printf '%s\\n' '{"token":"t","action":"ping","data":"a"}' | eventsource-request --batch
 
@@ -83,9 +84,13 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     .option('--url <base>', 'base URL replacing scheme, host, port and prefix')
     .option('--header <header>', 'extra "Name: value" header (repeatable)', collectHeader)
     .addOption(
-      new Option('--secret <secret>', 'send "Authorization: Bearer <secret>"').env(
-        'EVENTSOURCE_SECRET',
-      ),
+      new Option(
+        '--bearer <token>',
+        'send "Authorization: Bearer <token>": a JWT with a publish grant, or the publish secret',
+      ).env('EVENTSOURCE_BEARER'),
+    )
+    .addOption(
+      new Option('--secret <secret>', 'the older name of --bearer').env('EVENTSOURCE_SECRET'),
     )
     .option('--insecure', 'accept any TLS certificate')
     .option('--ca <file>', 'trust the CA certificates in this PEM file')
@@ -135,14 +140,25 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   }
 
   // Flags beat the environment; commander reads process.env, the io's env is the one to honour.
-  const fromEnv = (name: 'password' | 'secret', variable: string): string | undefined => {
+  const fromEnv = (
+    name: 'password' | 'secret' | 'bearer',
+    variable: string,
+  ): string | undefined => {
     if (program.getOptionValueSource(name) === 'cli') return flags[name];
     return io.env[variable] || undefined;
   };
   const password = fromEnv('password', 'EVENTSOURCE_PASSWORD');
-  const secret = fromEnv('secret', 'EVENTSOURCE_SECRET');
-  if (flags.user !== undefined && program.getOptionValueSource('secret') === 'cli') {
-    return usage('use either -u/--user or --secret, not both');
+  const bearerFlag = program.getOptionValueSource('bearer') === 'cli';
+  const secretFlag = program.getOptionValueSource('secret') === 'cli';
+  if (bearerFlag && secretFlag) return usage('--secret is another name for --bearer: give one');
+  // A flag beats either variable; of the two variables, the newer name wins.
+  const secret = bearerFlag
+    ? flags.bearer
+    : secretFlag
+      ? flags.secret
+      : (fromEnv('bearer', 'EVENTSOURCE_BEARER') ?? fromEnv('secret', 'EVENTSOURCE_SECRET'));
+  if (flags.user !== undefined && (bearerFlag || secretFlag)) {
+    return usage(`use either -u/--user or --${bearerFlag ? 'bearer' : 'secret'}, not both`);
   }
 
   let ca: Buffer | undefined;
@@ -159,7 +175,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     ...(flags.json ? { json: true } : {}),
     ...(flags.header ? { headers: flags.header } : {}),
     ...(flags.user !== undefined ? { user: flags.user, password: password ?? '' } : {}),
-    ...(flags.user === undefined && secret !== undefined ? { secret } : {}),
+    ...(flags.user === undefined && secret !== undefined ? { bearer: secret } : {}),
     ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
   };
   if (flags.url !== undefined) {

@@ -20,6 +20,8 @@ export interface Answer {
 }
 
 const TEXT = 'text/plain; charset=utf-8';
+/** `Bearer <credential>`, the scheme in any case. */
+const BEARER = /^bearer[ \t]+(\S+)[ \t]*$/i;
 
 /** The headers of every event stream, before CORS. */
 const STREAM_HEADERS: readonly string[] = [
@@ -46,7 +48,7 @@ export class Answers {
   readonly unauthorized: Answer = {
     status: 401,
     body: 'Unauthorized: a valid Bearer secret is required',
-    headers: ['WWW-Authenticate', 'Bearer'],
+    headers: ['WWW-Authenticate', 'Bearer realm="eventsource"'],
   };
   readonly unknownAction: Answer = { status: 404, body: 'Unknown action requested' };
   /** Said at once, closing the connection, rather than reading a body that will be refused. */
@@ -64,13 +66,14 @@ export class Answers {
     headers: ['Retry-After', '5'],
   };
   readonly notFound: Answer = { status: 404, body: 'Not found' };
+  readonly forbidden: Answer = { status: 403, body: 'Forbidden' };
   readonly badToken: Answer = { status: 400, body: 'Bad token encoding' };
 
   constructor(options: ResolvedListenerOptions) {
     this.corsOrigins = options.corsOrigins;
     this.isAnyOrigin = options.corsOrigins.includes('*');
     this.secretDigest =
-      options.publishSecret === undefined ? undefined : sha256(`Bearer ${options.publishSecret}`);
+      options.publishSecret === undefined ? undefined : sha256(options.publishSecret);
     this.actionJson = new Map(
       options.eventClass.ACTIONS.map((action) => [action, JSON.stringify(action)]),
     );
@@ -87,12 +90,21 @@ export class Answers {
     return this.isAnyOrigin || this.corsOrigins.includes(origin);
   }
 
-  /** Whether a POST's `Authorization` header carries the publish secret (true when none is set). */
-  isAuthorized(authorization: string | undefined): boolean {
+  /** Whether a publish secret is set. */
+  get hasSecret(): boolean {
+    return this.secretDigest !== undefined;
+  }
+
+  /**
+   * Whether an `Authorization` header carries the publish secret as a Bearer credential (the
+   * scheme in any case, as RFC 7235 says). False when no secret is set.
+   */
+  hasPublishSecret(authorization: string | undefined): boolean {
     const digest = this.secretDigest;
-    if (digest === undefined) return true;
+    if (digest === undefined || authorization === undefined) return false;
+    const match = BEARER.exec(authorization);
     // Compare digests: equal lengths, and the time taken says nothing about the secret.
-    return authorization !== undefined && timingSafeEqual(sha256(authorization), digest);
+    return match !== null && timingSafeEqual(sha256(match[1] as string), digest);
   }
 
   /**
@@ -169,7 +181,17 @@ export class Answers {
       : { status: 500, body: 'Internal error' };
   }
 
+  /**
+   * CORS headers for an allowed origin. `*` allows any origin to read, without credentials (the
+   * Fetch spec refuses `*` with credentials, and echoing any origin with credentials would let
+   * every site read the streams of a signed-in browser); a named origin is echoed with credentials,
+   * so that `EventSource(url, { withCredentials: true })` sends its cookie.
+   */
   private pushCors(headers: string[], origin: string): void {
+    if (this.isAnyOrigin && !this.corsOrigins.includes(origin)) {
+      headers.push('Access-Control-Allow-Origin', '*');
+      return;
+    }
     headers.push(
       'Access-Control-Allow-Origin',
       origin,

@@ -12,7 +12,9 @@ import { debugListener as debug } from '../debug.js';
 import { PublishError, flattenError } from '../errors.js';
 import { DataFormatError } from '../events.js';
 import { encodeComment } from '../wire/encoder.js';
+import { MAX_RETRY_MS } from '../wire/retry.js';
 import { Answers, EVENT_METHODS, type Answer } from './answers.js';
+import type { AccessDecision, AccessKind, Authorize } from './auth.js';
 import type { Broker, PublishOutcome } from './broker.js';
 import { Chunk } from './chunk.js';
 import { renderDemoPage } from './demo.js';
@@ -32,6 +34,8 @@ export interface RequestHead {
   readonly target: string;
   readonly origin: string | undefined;
   readonly authorization: string | undefined;
+  /** The `Cookie` header (an access token may be there). */
+  readonly cookie: string | undefined;
   /** The `Last-Event-ID` header. */
   readonly lastEventId: string | undefined;
   /** The declared body length, NaN when none was declared. */
@@ -47,14 +51,22 @@ export type Decision =
   /** Read the body into a {@link PostBody}, then answer what {@link Hub.finishPost} says. */
   | { readonly kind: 'post'; readonly token: string; readonly action: string }
   /** Make a subscriber with these headers and give it to {@link Hub.openStream}. */
-  | {
-      readonly kind: 'stream';
-      readonly token: string;
-      readonly lastEventId: string | undefined;
-      readonly headers: readonly string[];
-    }
+  | StreamDecision
   /** Not a route of the listener (a middleware's `next()`). */
   | { readonly kind: 'pass' };
+
+/** A stream to open: its token, where to resume, its headers, and when its grant ends. */
+export interface StreamDecision {
+  readonly kind: 'stream';
+  readonly token: string;
+  readonly lastEventId: string | undefined;
+  readonly headers: readonly string[];
+  /** When the stream's access grant expires (ms since the epoch): the stream ends then. */
+  readonly expiresAt: number | undefined;
+}
+
+/** What an access check says: go on (perhaps until an expiry, in ms), or this answer. */
+type Access = undefined | number | Answer;
 
 /** The body of a POST as it arrives: the pieces kept while within `maxBody`, and its size. */
 export class PostBody {
@@ -103,6 +115,10 @@ export class Hub {
   private readonly keepaliveTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
   private readonly rootAnswer: Answer;
+  private readonly authorize: Authorize | undefined;
+  /** Streams whose access grant expires, and when (ms since the epoch). */
+  private readonly expiring = new Map<Subscriber, number>();
+  private expiryTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ResolvedListenerOptions) {
     this.options = options;
@@ -127,28 +143,43 @@ export class Hub {
         ? setInterval(() => this.sendKeepalives(), options.keepaliveMs).unref()
         : undefined;
     this.rootAnswer = this.makeRootAnswer();
+    this.authorize = options.authorize;
   }
 
   /**
-   * Decides what to do with a request.
+   * Decides what to do with a request. Synchronous unless an access check has to wait (a JWT seen
+   * for the first time, an `authorize` hook that answers later); the promise never rejects.
    * @param head The request.
    * @param canPass Whether an unknown path may go to someone else (a middleware's `next`).
    */
-  decide(head: RequestHead, canPass: boolean): Decision {
+  decide(head: RequestHead, canPass: boolean): Decision | Promise<Decision> {
     const { route, lastEventId } = parseTarget(head.target, this.options.prefix);
     const method = head.method;
     if (route.kind === 'none') {
       return canPass ? PASS : answer(this.answers.notFound);
     }
     if (route.kind === 'bad-token') return answer(this.answers.badToken);
+    // A preflight, the root page and the demo need no grant.
     if (method === 'OPTIONS') {
       return answer(this.answers.preflight(head.origin, head.requestHeaders));
     }
     if (route.kind === 'event') {
       const { token, action } = route;
       if (method === 'POST') {
-        const refusal = this.refusePost(action, head.authorization, head.contentLength);
-        return refusal === undefined ? { kind: 'post', token, action } : answer(refusal);
+        const refusal = this.refusePost(
+          token,
+          action,
+          head.target,
+          head.authorization,
+          head.cookie,
+          head.contentLength,
+        );
+        if (refusal instanceof Promise) {
+          return refusal.then((found) =>
+            found === undefined ? post(token, action) : answer(found),
+          );
+        }
+        return refusal === undefined ? post(token, action) : answer(refusal);
       }
       if (method === 'GET') {
         if (action !== this.options.eventClass.LISTEN) {
@@ -158,11 +189,19 @@ export class Hub {
             headers: ['Location', `${this.options.prefix}/`],
           });
         }
-        return this.decideStream(token, head.lastEventId ?? lastEventId, head.origin);
+        const resumeFrom = head.lastEventId ?? lastEventId;
+        const access = this.checkAccess('subscribe', token, undefined, head);
+        if (access instanceof Promise) {
+          return access.then((found) => this.decideStream(token, resumeFrom, head.origin, found));
+        }
+        return this.decideStream(token, resumeFrom, head.origin, access);
       }
     } else if (method === 'GET') {
-      if (route.kind === 'stats')
-        return answer({ status: 200, body: JSON.stringify(this.stats()) });
+      if (route.kind === 'stats') {
+        const access = this.checkAccess('admin', undefined, undefined, head);
+        if (access instanceof Promise) return access.then((found) => this.statsDecision(found));
+        return this.statsDecision(access);
+      }
       return answer(this.rootAnswer);
     }
     return answer({
@@ -173,19 +212,87 @@ export class Hub {
   }
 
   /**
-   * The answer to a POST that is refused before its body is read (`401`, `404` for an unknown
-   * action, `413` when the declared length is too large), or undefined to read the body.
+   * The answer to a POST that is refused before its body is read (`401`/`403` without the right to
+   * publish, `404` for an unknown action, `413` when the declared length is too large), or
+   * undefined to read the body. A promise when the access check has to wait; it never rejects.
    */
   refusePost(
+    token: string,
     action: string,
+    target: string,
     authorization: string | undefined,
+    cookie: string | undefined,
+    declaredLength: number,
+  ): Answer | undefined | Promise<Answer | undefined> {
+    const access = this.checkAccess('publish', token, action, { target, authorization, cookie });
+    if (access instanceof Promise) {
+      return access.then((found) => this.refuseAllowedPost(found, action, declaredLength));
+    }
+    return this.refuseAllowedPost(access, action, declaredLength);
+  }
+
+  private refuseAllowedPost(
+    access: Access,
+    action: string,
     declaredLength: number,
   ): Answer | undefined {
-    const answers = this.answers;
-    if (!answers.isAuthorized(authorization)) return answers.unauthorized;
-    if (!this.actions.has(action)) return answers.unknownAction;
-    if (declaredLength > this.options.maxBody) return answers.tooLarge;
+    if (typeof access === 'object') return access;
+    if (!this.actions.has(action)) return this.answers.unknownAction;
+    if (declaredLength > this.options.maxBody) return this.answers.tooLarge;
     return undefined;
+  }
+
+  /**
+   * Whether a request may do `kind`: the publish secret lets a POST and `/stats` through; then the
+   * `authorize` hook (or the JWT rule) decides; with neither, a secret alone guards POST and
+   * `/stats`, and without a secret everything is open.
+   */
+  private checkAccess(
+    kind: AccessKind,
+    token: string | undefined,
+    action: string | undefined,
+    head: Pick<RequestHead, 'target' | 'authorization' | 'cookie'>,
+  ): Access | Promise<Access> {
+    const answers = this.answers;
+    const authorize = this.authorize;
+    if (kind !== 'subscribe' && answers.hasPublishSecret(head.authorization)) return undefined;
+    if (authorize === undefined) {
+      return kind !== 'subscribe' && answers.hasSecret ? answers.unauthorized : undefined;
+    }
+    let decision: AccessDecision | Promise<AccessDecision>;
+    try {
+      decision = authorize({
+        kind,
+        token,
+        action,
+        url: head.target,
+        headers: {
+          ...(head.authorization === undefined ? {} : { authorization: head.authorization }),
+          ...(head.cookie === undefined ? {} : { cookie: head.cookie }),
+        },
+      });
+    } catch (error) {
+      return this.answers.error('authorize', error);
+    }
+    if (decision instanceof Promise) {
+      return decision.then(
+        (found) => this.toAccess(found),
+        (error: unknown) => this.answers.error('authorize', error),
+      );
+    }
+    return this.toAccess(decision);
+  }
+
+  private toAccess(decision: AccessDecision): Access {
+    if (decision === true) return undefined;
+    if (decision === false) return this.answers.forbidden;
+    if ('expiresAt' in decision) return decision.expiresAt;
+    return { status: decision.status, body: decision.message, headers: decision.headers };
+  }
+
+  private statsDecision(access: Access): Decision {
+    if (typeof access === 'object') return answer(access);
+    return answer({ status: 200, body: JSON.stringify(this.stats()) });
   }
 
   /**
@@ -244,10 +351,11 @@ export class Hub {
     if (action === eventClass.FINISH) return this.broker.finish(token);
     if (action === eventClass.RETRY) {
       const text = body.trim();
-      if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+      // Past MAX_RETRY_MS (24 h) clients clamp the delay anyway (and a timer would overflow).
+      if (!/^[0-9]+$/.test(text) || !(Number(text) <= MAX_RETRY_MS)) {
         throw new PublishError(
           400,
-          `Data is not properly formatted: retry must be a non-negative integer (milliseconds), got ${JSON.stringify(body)}`,
+          `Data is not properly formatted: retry must be a non-negative integer of at most ${MAX_RETRY_MS} (milliseconds), got ${JSON.stringify(body)}`,
         );
       }
       return this.broker.retry(token, Number(text));
@@ -268,32 +376,35 @@ export class Hub {
     token: string,
     lastEventId: string | undefined,
     origin: string | undefined,
+    access: Access,
   ): Decision {
+    if (typeof access === 'object') return answer(access);
     if (this.isClosing) return answer(this.answers.shuttingDown);
     if (this.context.streams.size >= this.options.maxConnections) {
       return answer(this.answers.tooManyStreams);
     }
-    return { kind: 'stream', token, lastEventId, headers: this.answers.streamHeaders(origin) };
+    return {
+      kind: 'stream',
+      token,
+      lastEventId,
+      headers: this.answers.streamHeaders(origin),
+      expiresAt: access,
+    };
   }
 
   /**
    * Gives a transport's new subscriber to the broker, which opens it (and replays what it missed)
    * or refuses it: the subscriber then answers `423`, or the broker's error.
    */
-  openStream(
-    subscriber: Subscriber,
-    lastEventId: string | undefined,
-    origin: string | undefined,
-  ): void {
-    const token = subscriber.token;
+  openStream(subscriber: Subscriber, decision: StreamDecision, origin: string | undefined): void {
+    const { token, lastEventId, expiresAt } = decision;
     const done = (outcome: 'ok' | 'conflict'): void => {
-      if (outcome === 'conflict') this.refuse(subscriber, this.answers.alreadyConnected, origin);
-      else
-        debug(
-          'subscribed to %s%s',
-          token,
-          lastEventId === undefined ? '' : ` after ${lastEventId}`,
-        );
+      if (outcome === 'conflict') {
+        this.refuse(subscriber, this.answers.alreadyConnected, origin);
+        return;
+      }
+      debug('subscribed to %s%s', token, lastEventId === undefined ? '' : ` after ${lastEventId}`);
+      if (expiresAt !== undefined && !subscriber.isClosed) this.endAt(subscriber, expiresAt);
     };
     const fail = (error: unknown): void => {
       debug('subscribe to %s failed: %s', token, flattenError(error));
@@ -317,11 +428,37 @@ export class Hub {
     return collectStats(this.context, this.broker, this.startedAt);
   }
 
+  /**
+   * Ends `subscriber` when its grant expires. One timer, ticking every second while any stream has
+   * an expiry, serves them all (and a far expiry never overflows a timer's 24.8-day limit).
+   */
+  private endAt(subscriber: Subscriber, expiresAt: number): void {
+    this.expiring.set(subscriber, expiresAt);
+    this.expiryTimer ??= setInterval(() => this.endExpired(), EXPIRY_TICK_MS).unref();
+  }
+
+  private endExpired(): void {
+    const now = Date.now();
+    for (const [subscriber, expiresAt] of this.expiring) {
+      if (subscriber.isClosed) this.expiring.delete(subscriber);
+      else if (now >= expiresAt) {
+        debug('the grant of a stream of %s expired: ending it', subscriber.token);
+        this.expiring.delete(subscriber);
+        subscriber.end();
+      }
+    }
+    if (this.expiring.size === 0) {
+      clearInterval(this.expiryTimer);
+      this.expiryTimer = undefined;
+    }
+  }
+
   /** Refuses new streams and ends the open ones (the broker's streams end with it). */
   async close(): Promise<void> {
     if (this.isClosing) return;
     this.isClosing = true;
     if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
+    if (this.expiryTimer !== undefined) clearInterval(this.expiryTimer);
     await this.broker.close();
     for (const subscriber of this.context.streams) subscriber.end();
   }
@@ -350,7 +487,13 @@ export class Hub {
 }
 
 const PASS: Decision = { kind: 'pass' };
+/** How often streams with an expiring grant are looked at: they end within a second of it. */
+const EXPIRY_TICK_MS = 1000;
 
 function answer(value: Answer): Decision {
   return { kind: 'answer', answer: value };
+}
+
+function post(token: string, action: string): Decision {
+  return { kind: 'post', token, action };
 }

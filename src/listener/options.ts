@@ -4,6 +4,7 @@
  */
 import { StringEvent, type EventClass } from '../events.js';
 import { assertFieldValue } from '../wire/encoder.js';
+import { checkJwtOptions, createJwtAuthorizer, type Authorize, type JwtOptions } from './auth.js';
 import type { Broker, BrokerOptions, StreamMode } from './broker.js';
 import { normalizePrefix } from './routes.js';
 
@@ -21,8 +22,21 @@ export interface ListenerOptions extends BrokerOptions {
   prefix?: string | undefined;
   /** Origins allowed by CORS (`*` for any). Defaults to none (no CORS headers). */
   cors?: readonly string[] | string | undefined;
-  /** When set, POST needs `Authorization: Bearer <publishSecret>` (else `401`). */
+  /**
+   * When set, POST and `/stats` need `Authorization: Bearer <publishSecret>` (else `401`). With
+   * `jwt` or `authorize` as well, the secret still lets a POST (and `/stats`) through.
+   */
   publishSecret?: string | undefined;
+  /**
+   * Signed grants (JWT) decide who may subscribe, publish and read `/stats`: see {@link JwtOptions}
+   * and the README's "Authorization" section. Not with `authorize`.
+   */
+  jwt?: JwtOptions | undefined;
+  /**
+   * A rule of your own for who may subscribe, publish and read `/stats` (a session lookup, say),
+   * asked before a stream opens or a POST's body is read. Not with `jwt`, which is built on it.
+   */
+  authorize?: Authorize | undefined;
   /** Open streams allowed at once; past it, `503` with `Retry-After`. Defaults to no limit. */
   maxConnections?: number | undefined;
   /** Serves a small demo page at `/`. Defaults to false. */
@@ -91,6 +105,8 @@ export interface ResolvedListenerOptions {
   readonly prefix: string;
   readonly corsOrigins: readonly string[];
   readonly publishSecret: string | undefined;
+  /** The hook that authorizes requests: `authorize`, or the one made from `jwt`. */
+  readonly authorize: Authorize | undefined;
   readonly demo: boolean;
   readonly reclaimBodies: boolean;
   readonly tls: ListenerOptions['tls'];
@@ -145,6 +161,13 @@ export function resolveListenerOptions(options: ListenerOptions = {}): ResolvedL
   }
   const maxConnections = options.maxConnections ?? Infinity;
   if (maxConnections !== Infinity) checkInteger('maxConnections', maxConnections, 1, '');
+  if (options.jwt !== undefined && options.authorize !== undefined) {
+    throw new TypeError('`jwt` and `authorize` do not go together: `jwt` is an `authorize` rule');
+  }
+  if (options.authorize !== undefined && typeof options.authorize !== 'function') {
+    throw new TypeError(`\`authorize\` must be a function, got ${typeof options.authorize}`);
+  }
+  if (options.jwt !== undefined) checkJwtOptions(options.jwt);
   return {
     eventClass,
     keepaliveMs: checkInteger(
@@ -159,6 +182,7 @@ export function resolveListenerOptions(options: ListenerOptions = {}): ResolvedL
     prefix: normalizePrefix(options.prefix),
     corsOrigins: options.cors === undefined ? [] : [options.cors].flat(),
     publishSecret: options.publishSecret,
+    authorize: options.jwt === undefined ? options.authorize : createJwtAuthorizer(options.jwt),
     demo: options.demo === true,
     reclaimBodies: options.reclaimBodies === true,
     tls: options.tls,

@@ -144,7 +144,7 @@ const statusTable: {
     body: 'x',
     status: 401,
     text: /^Unauthorized/,
-    header: ['www-authenticate', 'Bearer'],
+    header: ['www-authenticate', 'Bearer realm="eventsource"'],
   },
   {
     name: 'POST with a wrong bearer secret answers 401',
@@ -155,7 +155,7 @@ const statusTable: {
     headers: { authorization: 'Bearer s3cre' },
     status: 401,
     text: /^Unauthorized/,
-    header: ['www-authenticate', 'Bearer'],
+    header: ['www-authenticate', 'Bearer realm="eventsource"'],
   },
   {
     name: 'GET past --max-connections answers 503 "Too many connections" with Retry-After',
@@ -637,7 +637,7 @@ test(
     ]) {
       const result = await post(`${running.url}/ping/t`, 'x', { headers: { authorization } });
       assert.equal(result.status, 401, authorization);
-      assert.equal(result.headers['www-authenticate'], 'Bearer');
+      assert.equal(result.headers['www-authenticate'], 'Bearer realm="eventsource"');
     }
     const ok = await post(`${running.url}/ping/t`, 'ok', {
       headers: { authorization: 'Bearer s3cret' },

@@ -78,7 +78,9 @@ export class Connection {
   private token = '';
   private action = '';
   private origin: string | undefined;
+  private target = '';
   private authorization: string | undefined;
+  private cookie: string | undefined;
   private isLast = false;
   private remaining = 0;
   /** Made at the first POST with a body to read (most handed-off connections never have one). */
@@ -204,19 +206,47 @@ export class Connection {
     }
     this.head = undefined;
     this.headLength = 0;
-    const refusal = this.front.hub.refusePost(this.action, this.authorization, this.remaining);
-    this.authorization = undefined;
+    const refusal = this.front.hub.refusePost(
+      this.token,
+      this.action,
+      this.target,
+      this.authorization,
+      this.cookie,
+      this.remaining,
+    );
+    this.authorization = this.cookie = undefined;
+    if (refusal instanceof Promise) {
+      // The access check has to wait: the body stays in the socket (or held) until it answers.
+      this.phase = WAITING;
+      this.socket.pause();
+      void refusal.then((found) => this.checked(found));
+      return bodyStart;
+    }
+    return this.startBody(refusal) ? bodyStart : buf.length;
+  }
+
+  /**
+   * Goes on with a request whose head was accepted: reads its body, or answers the refusal
+   * before the body, as node:http does (a keep-alive connection then skips the body).
+   * @returns false when the answer closed the connection.
+   */
+  private startBody(refusal: Answer | undefined): boolean {
     if (refusal === undefined) {
       this.phase = BODY;
       this.body ??= this.front.hub.newBody();
     } else {
-      // Answered before the body, as node:http does; a keep-alive connection then skips it.
       this.reply(refusal);
-      if (this.phase === CLOSED) return buf.length;
+      if (this.phase === CLOSED) return false;
       this.phase = SKIP;
     }
     if (this.remaining === 0) this.endRequest();
-    return bodyStart;
+    return true;
+  }
+
+  /** The access check that had to wait has answered. */
+  private checked(refusal: Answer | undefined): void {
+    if (this.phase !== WAITING) return; // the connection closed meanwhile
+    if (this.startBody(refusal)) this.resumeInput();
   }
 
   /**
@@ -237,6 +267,7 @@ export class Connection {
     let host: string | undefined;
     let connection: string | undefined;
     let authorization: string | undefined;
+    let cookie: string | undefined;
     let origin: string | undefined;
     let count = 0;
     for (let at = lineEnd + 2; at < text.length;) {
@@ -269,6 +300,12 @@ export class Connection {
             if (origin !== undefined) return false;
             origin = value;
             break;
+          case 'cookie':
+            if (cookie !== undefined) return false;
+            cookie = value;
+            break;
+          // node:http gives Proxy-Connection the meaning of Connection: leave such requests to it.
+          case 'proxy-connection':
           case 'transfer-encoding':
           case 'expect':
           case 'upgrade':
@@ -283,8 +320,10 @@ export class Connection {
     }
     this.token = route.token;
     this.action = route.action;
+    this.target = target;
     this.origin = origin;
     this.authorization = authorization;
+    this.cookie = cookie;
     this.isLast = connection === 'close';
     this.remaining = Number(length);
     return true;

@@ -10,8 +10,9 @@
  * time and serves a request itself only when it is a *simple POST*: `POST <target> HTTP/1.1` to
  * an event route, CRLF line ends, token header names with no space before the colon, no
  * obs-fold, printable ASCII values, a head of at most 16 KiB and 100 header lines, exactly one
- * `Host`, exactly one `Content-Length` of digits, no `Transfer-Encoding`, `Expect` or `Upgrade`,
- * at most one `Connection` (`keep-alive` or `close`), `Authorization` and `Origin`. At the first
+ * `Host`, exactly one `Content-Length` of digits, no `Transfer-Encoding`, `Expect`, `Upgrade` or
+ * `Proxy-Connection`, at most one `Connection` (`keep-alive` or `close`), `Authorization`, `Cookie`
+ * and `Origin`. At the first
  * request that is anything else (GET, OPTIONS, a malformed or unusual head) it gives the socket,
  * with every byte it has not consumed, to node:http, which owns that connection from then on
  * and applies its own rules (a 400 for a smuggling attempt, say). Everything accepted here is

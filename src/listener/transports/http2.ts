@@ -12,7 +12,7 @@
 import http2 from 'node:http2';
 import { debugListener as debug } from '../../debug.js';
 import type { Chunk } from '../chunk.js';
-import type { Answer, Hub, RequestHead } from '../hub.js';
+import type { Answer, Decision, Hub, RequestHead } from '../hub.js';
 import { Subscriber, type SubscriberContext } from '../subscriber.js';
 import { readPost } from './read-post.js';
 
@@ -32,21 +32,35 @@ export function handleHttp2Stream(
   headers: http2.IncomingHttpHeaders,
 ): void {
   stream.on('error', onStreamError);
-  const origin = headers.origin;
   const lastEventId = headers['last-event-id'];
   const requestHeaders = headers['access-control-request-headers'];
+  const cookie = headers.cookie;
   const head: RequestHead = {
     method: headers[':method'] ?? 'GET',
     target: headers[':path'] ?? '/',
-    origin,
+    origin: headers.origin,
     authorization: headers.authorization,
+    // HTTP/2 may split the Cookie header into several fields (RFC 9113 §8.2.3).
+    cookie: Array.isArray(cookie) ? cookie.join('; ') : cookie,
     lastEventId: typeof lastEventId === 'string' ? lastEventId : undefined,
     contentLength: Number(headers['content-length']),
     requestHeaders: typeof requestHeaders === 'string' ? requestHeaders : undefined,
   };
   const decision = hub.decide(head, false);
+  if (decision instanceof Promise) void decision.then((found) => act(hub, found, stream, head));
+  else act(hub, decision, stream, head);
+}
+
+/** Does what the core decided for a request. */
+function act(
+  hub: Hub,
+  decision: Decision,
+  stream: http2.ServerHttp2Stream,
+  head: RequestHead,
+): void {
+  const origin = head.origin;
   switch (decision.kind) {
-    case 'pass': // Not given: decide() answers 404 itself when it cannot pass.
+    case 'pass': // decide() never passes when it cannot.
     case 'answer':
       if (decision.kind === 'answer') writeAnswer(hub, stream, decision.answer, origin);
       // A body that will not be read is drained, so that it does not hold the connection's window.
@@ -62,10 +76,12 @@ export function handleHttp2Stream(
         (result) => writeAnswer(hub, stream, result, origin),
       );
       return;
-    case 'stream': {
-      const subscriber = new Http2Subscriber(decision.token, hub.context, decision.headers, stream);
-      hub.openStream(subscriber, decision.lastEventId, origin);
-    }
+    case 'stream':
+      hub.openStream(
+        new Http2Subscriber(decision.token, hub.context, decision.headers, stream),
+        decision,
+        origin,
+      );
   }
 }
 

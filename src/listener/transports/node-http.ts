@@ -5,7 +5,7 @@
  */
 import type http from 'node:http';
 import type { Socket } from 'node:net';
-import type { Answer, Hub, RequestHead } from '../hub.js';
+import type { Answer, Decision, Hub, RequestHead } from '../hub.js';
 import type { Chunk } from '../chunk.js';
 import { Subscriber, type SubscriberContext } from '../subscriber.js';
 import { readPost } from './read-post.js';
@@ -21,50 +21,61 @@ export type ListenerHandler = (
 export function createNodeHttpHandler(hub: Hub): ListenerHandler {
   return (req, res, next) => {
     const headers = req.headers;
-    const origin = headers.origin;
     const lastEventId = headers['last-event-id'];
     const head: RequestHead = {
       method: req.method ?? 'GET',
       target: req.url ?? '/',
-      origin,
+      origin: headers.origin,
       authorization: headers.authorization,
+      cookie: headers.cookie,
       lastEventId: typeof lastEventId === 'string' ? lastEventId : undefined,
       contentLength: Number(headers['content-length']),
       requestHeaders: headers['access-control-request-headers'],
     };
     const decision = hub.decide(head, next !== undefined);
-    switch (decision.kind) {
-      case 'pass':
-        next?.();
-        return;
-      case 'answer':
-        // A body that will not be read is drained, so the connection can serve the next request.
-        req.resume();
-        writeAnswer(hub, res, decision.answer, origin);
-        return;
-      case 'post':
-        // No 'error' listener: an aborted request without one is destroyed quietly by Node, and
-        // the reply it would have had is no longer wanted.
-        readPost(
-          hub,
-          req,
-          decision.token,
-          decision.action,
-          () => req.destroy(),
-          (result) => writeAnswer(hub, res, result, origin),
-        );
-        return;
-      case 'stream': {
-        const subscriber = new NodeHttpSubscriber(
-          decision.token,
-          hub.context,
-          decision.headers,
-          res,
-        );
-        hub.openStream(subscriber, decision.lastEventId, origin);
-      }
-    }
+    if (decision instanceof Promise) {
+      void decision.then((found) => act(hub, found, req, res, next));
+    } else act(hub, decision, req, res, next);
   };
+}
+
+/** Does what the core decided for a request. */
+function act(
+  hub: Hub,
+  decision: Decision,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  next: ((error?: unknown) => void) | undefined,
+): void {
+  const origin = req.headers.origin;
+  switch (decision.kind) {
+    case 'pass':
+      next?.();
+      return;
+    case 'answer':
+      // A body that will not be read is drained, so the connection can serve the next request.
+      req.resume();
+      writeAnswer(hub, res, decision.answer, origin);
+      return;
+    case 'post':
+      // No 'error' listener: an aborted request without one is destroyed quietly by Node, and
+      // the reply it would have had is no longer wanted.
+      readPost(
+        hub,
+        req,
+        decision.token,
+        decision.action,
+        () => req.destroy(),
+        (result) => writeAnswer(hub, res, result, origin),
+      );
+      return;
+    case 'stream':
+      hub.openStream(
+        new NodeHttpSubscriber(decision.token, hub.context, decision.headers, res),
+        decision,
+        origin,
+      );
+  }
 }
 
 /** Writes a complete answer. */
