@@ -14,6 +14,11 @@ export interface EventSourceClientOptions {
   username?: string | undefined;
   /** Password for HTTP basic authentication (with `username`). Defaults to `''`. */
   password?: string | undefined;
+  /**
+   * Sent as `Authorization: Bearer <bearer>` on every stream request (a listener's JWT or publish
+   * secret). Not together with `username` (a `TypeError`). Defaults to none.
+   */
+  bearer?: string | undefined;
   /** A last event ID to start from: sent as `Last-Event-ID` on the first connection already. */
   lastEventId?: string | undefined;
   /** The reconnection time in milliseconds until the server sends `retry:`. Defaults to `3000`. */
@@ -134,7 +139,7 @@ export function resolveOptions(
     throw new RangeError(`\`maxEventLength\` must be a positive number, got ${maxEventLength}`);
   }
   const maxRedirections = checkMs(options.maxRedirections, 'maxRedirections', 20);
-  const headers = createHeaders(options.headers, username, password);
+  const headers = createHeaders(options.headers, username, password, options.bearer);
   const { dispatcher, ownAgent } = createDispatcher(options, connectTimeoutMs, maxRedirections);
   return {
     url: parsed.href,
@@ -160,12 +165,16 @@ function checkMs(value: number | undefined, name: string, fallback: number): num
   return value;
 }
 
-// The request headers: the two every event stream request carries, the caller's (which may
-// override them), and basic authentication.
-function createHeaders(
+/**
+ * The request headers: the two every event stream request carries, the caller's (which may
+ * override them), and basic or bearer authentication. Names are lowercase.
+ * @throws TypeError for a `bearer` with CR, LF or NUL, or together with `username`.
+ */
+export function createHeaders(
   extra: EventSourceClientOptions['headers'],
   username: string | undefined,
   password: string | undefined,
+  bearer: string | undefined,
 ): Record<string, string> {
   // [spec] Set request's header list to `Accept: text/event-stream`. [spec] Set request's cache
   // mode to "no-store" (which, sent to a server, is the `Cache-Control: no-cache` browsers send).
@@ -180,6 +189,17 @@ function createHeaders(
   if (username !== undefined) {
     const token = Buffer.from(`${username}:${password ?? ''}`, 'utf8').toString('base64');
     headers.authorization = `Basic ${token}`;
+  }
+  if (bearer !== undefined) {
+    if (typeof bearer !== 'string' || bearer === '' || /[\r\n\0]/.test(bearer)) {
+      throw new TypeError(
+        `\`bearer\` must be a non-empty string without CR, LF or NUL, got ${JSON.stringify(bearer)}`,
+      );
+    }
+    if (username !== undefined) {
+      throw new TypeError('`bearer` and `username` cannot be combined: both set `Authorization`');
+    }
+    headers.authorization = `Bearer ${bearer}`;
   }
   return headers;
 }
