@@ -15,7 +15,7 @@ import {
   type Listener,
   type ListenerOptions,
 } from '../../src/listener/listener.js';
-import { createParser, type ParsedEvent } from '../../src/wire/parser.js';
+import { comparable, h2Request, openH2Stream, type Reply } from '../helpers/h2.js';
 import { fixture } from '../helpers/recorder.js';
 import { sleep, waitUntil } from '../helpers/listener-helpers.js';
 import { startListenerProcess } from '../helpers/process.js';
@@ -45,44 +45,6 @@ function connect(t: TestContext, url: string): http2.ClientHttp2Session {
   return session;
 }
 
-/** Status, headers (lowercased names) and body of an answer. */
-interface Reply {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/** Headers that only one of the two protocols has: the date, and HTTP/1.1's connection headers. */
-const PER_CONNECTION = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding']);
-
-function comparable(headers: Record<string, unknown>): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (!name.startsWith(':') && !PER_CONNECTION.has(name)) result[name] = String(value);
-  }
-  return result;
-}
-
-async function h2Request(
-  session: http2.ClientHttp2Session,
-  method: string,
-  path: string,
-  headers: http2.OutgoingHttpHeaders = {},
-  body?: string,
-): Promise<Reply> {
-  const stream = session.request({ ':method': method, ':path': path, ...headers });
-  stream.end(body);
-  const [responseHeaders] = (await once(stream, 'response')) as [http2.IncomingHttpHeaders];
-  stream.setEncoding('utf8');
-  let text = '';
-  for await (const chunk of stream) text += chunk as string;
-  return {
-    status: Number(responseHeaders[':status']),
-    headers: comparable(responseHeaders),
-    body: text,
-  };
-}
-
 /** The same request over HTTP/1.1 (node's https offers no ALPN, so the listener falls back). */
 async function h1Request(
   url: string,
@@ -103,44 +65,6 @@ async function h1Request(
     body: text,
     alpn: (response.socket as tls.TLSSocket | null)?.alpnProtocol ?? null,
   };
-}
-
-/** An event stream over HTTP/2, parsed as it arrives. */
-interface H2Stream {
-  stream: http2.ClientHttp2Stream;
-  headers: http2.IncomingHttpHeaders;
-  events: ParsedEvent[];
-  raw: string;
-  waitFor(count: number, timeoutMs?: number): Promise<ParsedEvent[]>;
-  ended: Promise<void>;
-}
-
-async function openH2Stream(
-  session: http2.ClientHttp2Session,
-  path: string,
-  headers: http2.OutgoingHttpHeaders = {},
-): Promise<H2Stream> {
-  const stream = session.request({ ':path': path, accept: 'text/event-stream', ...headers });
-  stream.on('error', () => {}); // a stream the listener resets (cut off)
-  const [responseHeaders] = (await once(stream, 'response')) as [http2.IncomingHttpHeaders];
-  const result: H2Stream = {
-    stream,
-    headers: responseHeaders,
-    events: [],
-    raw: '',
-    ended: new Promise((resolve) => stream.once('close', resolve)),
-    async waitFor(count, timeoutMs = 5000) {
-      await waitUntil(() => result.events.length >= count, `${count} events`, timeoutMs);
-      return result.events;
-    },
-  };
-  const parser = createParser({ onEvent: (event) => result.events.push(event) });
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    result.raw += chunk;
-    parser.feed(chunk);
-  });
-  return result;
 }
 
 test(
