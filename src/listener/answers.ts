@@ -170,15 +170,21 @@ export class Answers {
 
   /**
    * The answer to a failure: a PublishError's status and message, an error's own numeric `status`
-   * (a broker that is unavailable says `503`), else `500`.
+   * (a broker that is unavailable says `503`) with its `retryAfterSeconds` as `Retry-After`, else `500`.
    */
   error(what: string, error: unknown): Answer {
     if (error instanceof PublishError) return { status: error.status, body: error.message };
     debug('%s failed: %s', what, flattenError(error));
-    const status = (error as { status?: unknown }).status;
-    return typeof status === 'number'
-      ? { status, body: (error as Error).message }
-      : { status: 500, body: 'Internal error' };
+    const { status, retryAfterSeconds } = error as {
+      status?: unknown;
+      retryAfterSeconds?: unknown;
+    };
+    if (typeof status !== 'number') return { status: 500, body: 'Internal error' };
+    const headers =
+      typeof retryAfterSeconds === 'number'
+        ? ['Retry-After', String(retryAfterSeconds)]
+        : undefined;
+    return { status, body: (error as Error).message, headers };
   }
 
   /**

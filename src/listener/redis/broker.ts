@@ -19,9 +19,15 @@
  * The POSTs of one turn of the event loop go to Redis as one script call (batch.ts); every other
  * command sends the waiting batch first, so Redis sees this process's commands in order.
  *
- * When a connection drops, streams stay open and POSTs get `503`; once both connections are back,
- * the process subscribes again, re-registers its subscribers, and sends them what the channel
- * carried meanwhile from the token's history.
+ * When a connection drops, streams stay open and POSTs get `503` with `Retry-After`; once both
+ * connections are back (to the same server, or with Sentinels to the replica promoted meanwhile),
+ * the process lifts the id counter above every id given out before, subscribes again,
+ * re-registers its subscribers, and sends them what the channel carried meanwhile from the token's
+ * history.
+ *
+ * With `waitReplicas` ≥ 1 a POST is answered 2xx only once that many replicas confirmed its event
+ * (replication.ts); one that is not confirmed in time is answered `503` but not taken back (see
+ * {@link RedisNotAcknowledgedError}).
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis as RedisClient } from 'ioredis';
@@ -41,8 +47,10 @@ import { resolveBrokerOptions } from '../options.js';
 import { Chunk } from '../chunk.js';
 import type { Subscriber } from '../subscriber.js';
 import { fillId, PublishBatch, templateEvent } from './batch.js';
-import { RedisUnavailableError } from './errors.js';
+import { clientOptions, parseRedisUrl, redact, type RedisTarget } from './connection.js';
+import { RedisNotAcknowledgedError, RedisUnavailableError } from './errors.js';
 import { decodeMessage, eventMessage, type Message } from './messages.js';
+import { AcknowledgementBatch, PrimaryWatch } from './replication.js';
 import { defineScripts, RedisKeys, type Reply, type Scripts } from './scripts.js';
 import { TokenState, type Joiner, type Local } from './token-state.js';
 
@@ -54,8 +62,21 @@ export interface RedisBrokerOptions extends BrokerOptions {
   heartbeatMs?: number | undefined;
   /** How long a process's subscribers count without a heartbeat, in ms. Defaults to `5000`. */
   expiryMs?: number | undefined;
-  /** Longest wait for one Redis command before the request fails with 503, in ms. Defaults to `2000`. */
+  /**
+   * Longest wait for one Redis command before the request fails with 503, in ms; with
+   * `waitReplicas`, `waitTimeoutMs` is added (a command may queue behind a `WAIT`). Defaults to `2000`.
+   */
   commandTimeoutMs?: number | undefined;
+  /**
+   * Replicas that must confirm an event (Redis `WAIT`) before its POST is answered 2xx; when fewer
+   * do within `waitTimeoutMs`, the POST is answered `503` with `Retry-After`, and the event, which
+   * the primary has and may have delivered, keeps its id and is not taken back (see
+   * {@link RedisNotAcknowledgedError}). `FINISH` and `RETRY` wait too. Defaults to `0` (no wait:
+   * an event acknowledged just before the primary fails may be lost).
+   */
+  waitReplicas?: number | undefined;
+  /** Longest wait for the replicas' confirmation, in ms (at least 1). Defaults to `2000`. */
+  waitTimeoutMs?: number | undefined;
   /** Longest wait for the first connection in {@link createRedisBroker}, in ms. Defaults to `3000`. */
   connectTimeoutMs?: number | undefined;
 }
@@ -89,16 +110,27 @@ export class RedisBroker implements Broker {
   private readonly heartbeatTimer: NodeJS.Timeout;
   private readonly scripts: Scripts;
   private readonly batch: PublishBatch;
+  /** The replicas' confirmation of POSTs; undefined with `waitReplicas` 0. */
+  private readonly acknowledgements: AcknowledgementBatch | undefined;
+  /** POSTs answered 503 because too few replicas confirmed their event in time. */
+  private notAcknowledged = 0;
+  /** The highest sequence number this process has seen: the counter's floor after a reconnect. */
+  private highestSeq = 0;
+  private readonly primary = new PrimaryWatch();
+  /** `standalone`, or `sentinel` when the primary is found through Sentinels. */
+  readonly redisMode: RedisTarget['mode'];
 
   /**
    * @param cmd The connection for commands (offline queue disabled).
    * @param sub The connection for pub/sub.
    * @param options See {@link RedisBrokerOptions}.
+   * @param redisMode How the connections find Redis, for `/stats`.
    */
   constructor(
     private readonly cmd: RedisClient,
     private readonly sub: RedisClient,
     options: RedisBrokerOptions = {},
+    redisMode: RedisTarget['mode'] = 'standalone',
   ) {
     const resolved = resolveBrokerOptions(options);
     this.mode = resolved.mode;
@@ -107,6 +139,10 @@ export class RedisBroker implements Broker {
     this.gapEvent = resolved.gapEvent;
     this.heartbeatMs = options.heartbeatMs ?? 1000;
     this.expiryMs = options.expiryMs ?? 5000;
+    const { waitReplicas, waitTimeoutMs } = resolveWaitOptions(options);
+    this.acknowledgements =
+      waitReplicas > 0 ? new AcknowledgementBatch(cmd, waitReplicas, waitTimeoutMs) : undefined;
+    this.redisMode = redisMode;
     this.keys = new RedisKeys(options.keyPrefix ?? 'eventsource:');
     this.scripts = defineScripts(cmd);
     this.batch = new PublishBatch(
@@ -129,6 +165,7 @@ export class RedisBroker implements Broker {
       client.on('close', () => {
         if (this.isReady) debug('%s connection lost; streams stay open, POSTs get 503', name);
         this.isReady = false;
+        if (!this.isClosed) this.primary.lost(Date.now());
       });
       client.on('reconnecting', (delay: number) =>
         debug('%s connection: reconnecting in %d ms', name, delay),
@@ -180,6 +217,10 @@ export class RedisBroker implements Broker {
     if (this.isClosed || this.recovering !== undefined) return;
     if (this.cmd.status !== 'ready' || this.sub.status !== 'ready') return;
     this.recovering = (async () => {
+      // Before anything is written: a promoted replica may hold an older counter.
+      this.batch.flush();
+      await this.scripts.esFloor(this.keys.seq, this.highestSeq);
+      const role = (await this.cmd.call('ROLE')) as unknown[];
       const states = [...this.tokens.values()];
       for (const state of states) if (state.live.length > 0) state.paused ??= [];
       const channels = states.filter((state) => state.refs > 0).map((state) => state.channel);
@@ -187,14 +228,24 @@ export class RedisBroker implements Broker {
       for (const state of states) if (state.refs > 0) state.subscribing = Promise.resolve();
       await this.heartbeat();
       await Promise.all(states.map((state) => this.resync(state)));
+      return String(role[0]);
     })().then(
-      () => {
+      (role) => {
         this.recovering = undefined;
         // The connection may have dropped again meanwhile: then the next `ready` recovers.
         this.isReady = this.cmd.status === 'ready' && this.sub.status === 'ready' && !this.isClosed;
-        if (this.isReady && this.reconnects++ > 0) {
-          debug('recovered: registry and subscriptions restored');
+        if (!this.isReady) return;
+        const stream = this.cmd.stream;
+        const address = `${stream.remoteAddress ?? ''}:${stream.remotePort ?? ''}`;
+        if (this.primary.found(address, role, Date.now())) {
+          debug(
+            'failover: now on %s (%s), %d ms after losing the old primary',
+            address,
+            role,
+            this.primary.lastFailoverMs,
+          );
         }
+        if (this.reconnects++ > 0) debug('recovered: registry and subscriptions restored');
       },
       (error: unknown) => {
         this.recovering = undefined;
@@ -270,7 +321,10 @@ export class RedisBroker implements Broker {
 
   private onMessage(channel: string, message: string): void {
     const state = this.tokens.get(this.keys.tokenOf(channel));
-    if (state !== undefined) state.fromChannel(decodeMessage(message));
+    if (state === undefined) return;
+    const decoded = decodeMessage(message);
+    if (decoded.seq > this.highestSeq) this.highestSeq = decoded.seq;
+    state.fromChannel(decoded);
   }
 
   /** A takeover reached a local subscriber: unless it is the new owner, it leaves. */
@@ -364,6 +418,7 @@ export class RedisBroker implements Broker {
       return 'conflict';
     }
     const local: Local = { subscriber, subId, afterSeq: Number(reply[1]) };
+    if (local.afterSeq > this.highestSeq) this.highestSeq = local.afterSeq;
     subscriber.open();
     this.replay(subscriber, reply, lastEventId, inherited);
     // Live messages that arrived during the replay, after this subscriber's sequence number.
@@ -468,8 +523,33 @@ export class RedisBroker implements Broker {
     if (seen >= 0) (state as TokenState).landed(local);
     if (status === 404) return { status, id: null, subscribers: 0 };
     event.seq = Number(seq);
+    if (event.seq > this.highestSeq) this.highestSeq = event.seq;
+    await this.confirm(id);
     this.eventsAccepted++;
     return { status, id, subscribers: Number(reply[2]) };
+  }
+
+  /**
+   * With `waitReplicas`, waits until that many replicas confirmed this connection's writes so far.
+   * @param id The event's id, for the error.
+   * @throws RedisNotAcknowledgedError when fewer did within `waitTimeoutMs`, or the WAIT failed.
+   */
+  private async confirm(id: string | null): Promise<void> {
+    const acknowledgements = this.acknowledgements;
+    if (acknowledgements === undefined) return;
+    const { replicas: required, timeoutMs } = acknowledgements;
+    let replicas: number;
+    try {
+      replicas = await acknowledgements.confirm();
+    } catch (error) {
+      this.noteError(error);
+      this.notAcknowledged++;
+      throw new RedisNotAcknowledgedError(id, -1, required, timeoutMs, error);
+    }
+    if (replicas >= required) return;
+    this.notAcknowledged++;
+    debug('not acknowledged: %d of %d replica(s) within %d ms', replicas, required, timeoutMs);
+    throw new RedisNotAcknowledgedError(id, replicas, required, timeoutMs);
   }
 
   async finish(token: string): Promise<PublishOutcome> {
@@ -499,7 +579,9 @@ export class RedisBroker implements Broker {
     } catch (error) {
       throw this.unavailable(error);
     }
-    return { status: reply[0] as 200 | 202 | 404, id: null, subscribers: Number(reply[1]) };
+    const status = reply[0] as 200 | 202 | 404;
+    if (status !== 404) await this.confirm(null);
+    return { status, id: null, subscribers: Number(reply[1]) };
   }
 
   stats(): BrokerStats {
@@ -514,6 +596,13 @@ export class RedisBroker implements Broker {
       redisLastError: this.lastError,
       redisProcessId: this.processId,
       redisLocalDeliveries: this.localDeliveries,
+      redisMode: this.redisMode,
+      redisRole: this.isReady ? this.primary.role : 'unknown',
+      redisPrimary: this.primary.address,
+      redisFailovers: this.primary.failovers,
+      redisLastFailoverMs: this.primary.lastFailoverMs,
+      redisWaitReplicas: this.acknowledgements?.replicas ?? 0,
+      redisNotAcknowledged: this.notAcknowledged,
     };
   }
 
@@ -545,13 +634,36 @@ export class RedisBroker implements Broker {
   }
 }
 
+/** `waitReplicas` and `waitTimeoutMs` with their defaults, checked. */
+function resolveWaitOptions(options: RedisBrokerOptions): {
+  waitReplicas: number;
+  waitTimeoutMs: number;
+} {
+  const waitReplicas = options.waitReplicas ?? 0;
+  const waitTimeoutMs = options.waitTimeoutMs ?? 2000;
+  if (!Number.isSafeInteger(waitReplicas) || waitReplicas < 0) {
+    throw new RangeError(
+      `\`waitReplicas\` must be a non-negative integer (replicas), got ${waitReplicas}`,
+    );
+  }
+  if (!Number.isSafeInteger(waitTimeoutMs) || waitTimeoutMs < 1) {
+    throw new RangeError(
+      `\`waitTimeoutMs\` must be an integer >= 1 (milliseconds), got ${waitTimeoutMs}`,
+    );
+  }
+  return { waitReplicas, waitTimeoutMs };
+}
+
 /**
  * Connects to Redis and creates the broker. `ioredis` is loaded here, so that listeners without
  * Redis never load it. Resolves once connected, or after `connectTimeoutMs` with the broker still
  * reconnecting in the background (POSTs get `503` until then).
- * @param url A `redis://` or `rediss://` URL, e.g. `redis://127.0.0.1:6379/0`.
+ * @param url `redis://[user:password@]host:port/db`, `rediss://…` (TLS), or
+ *   `redis+sentinel://[user:password@]host1:26379,host2:26379/<master-name>[/db]` to find the
+ *   primary through Sentinels and follow it through failovers.
  * @param options See {@link RedisBrokerOptions}.
  * @returns The broker, for `createListener({ broker })`.
+ * @throws TypeError for a URL of another form; RangeError or TypeError for a bad option.
  */
 export async function createRedisBroker(
   url: string,
@@ -559,23 +671,24 @@ export async function createRedisBroker(
 ): Promise<RedisBroker> {
   // Checked before any connection is made, so that a bad option leaves nothing open.
   resolveBrokerOptions(options);
+  const { waitReplicas, waitTimeoutMs } = resolveWaitOptions(options);
+  const target = parseRedisUrl(url);
   const { Redis } = await import('ioredis');
-  const clientOptions = {
-    // A POST must never wait for a connection, nor have its command sent twice after one.
-    enableOfflineQueue: false,
-    autoResendUnfulfilledCommands: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: options.commandTimeoutMs ?? 2000,
-    // Auto-pipelining cost more CPU per POST than it saved in bench/redis.js.
-    enableAutoPipelining: false,
-    retryStrategy: (attempt: number): number => Math.min(50 * 2 ** Math.min(attempt, 10), 2000),
-    connectionName: 'eventsource-listener',
+  const commandTimeoutMs = options.commandTimeoutMs ?? 2000;
+  const settings = {
+    commandTimeoutMs: waitReplicas > 0 ? commandTimeoutMs + waitTimeoutMs : commandTimeoutMs,
   };
-  const cmd = new Redis(url, clientOptions);
-  const sub = new Redis(url, clientOptions);
-  const broker = new RedisBroker(cmd, sub, options);
+  const connect = (): RedisClient =>
+    target.url === undefined
+      ? new Redis(clientOptions(target, settings))
+      : new Redis(target.url, clientOptions(target, settings));
+  const broker = new RedisBroker(connect(), connect(), options, target.mode);
   if (!(await broker.waitReady(options.connectTimeoutMs ?? 3000))) {
-    debug('Redis at %s is not ready yet (%s); retrying in the background', url, broker.status);
+    debug(
+      'Redis at %s is not ready yet (%s); retrying in the background',
+      redact(url),
+      broker.status,
+    );
   }
   return broker;
 }

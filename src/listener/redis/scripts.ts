@@ -357,6 +357,28 @@ end
 return 1
 `;
 
+/**
+ * Floor: lifts the sequence counter above every number given out before, after a reconnect.
+ *
+ * A replica promoted by a failover holds the counter as it last received it: numbers the old
+ * primary gave out afterwards (events answered `503` because no replica confirmed them, or all
+ * events with `waitReplicas` 0) would be given out again. So every process, before it answers
+ * POSTs again, lifts the counter to at least the Redis server's clock in microseconds (above every
+ * number given out before, as long as fewer than a million were given out a second on average and
+ * the servers' clocks agree) and to the highest number this process has seen.
+ *
+ * KEYS: seq.
+ * ARGV: the highest sequence number this process has seen.
+ * Reply: the counter, as a string.
+ */
+const FLOOR_LUA = `${PRELUDE}
+local t = redis.call('TIME')
+local n = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'),
+  tonumber(t[1]) * 1000000 + tonumber(t[2]), tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], seqstr(n))
+return seqstr(n)
+`;
+
 /** A script's reply: an array of bulk strings and integers. */
 export type Reply = (string | number)[];
 
@@ -402,6 +424,7 @@ export interface Scripts {
     procPrefix: string,
     ms: number,
   ): Promise<Reply>;
+  esFloor(seq: string, highestSeq: number): Promise<string>;
   esHeartbeat(
     procKey: string,
     expiryMs: number,
@@ -425,6 +448,7 @@ export function defineScripts(client: RedisClient): Scripts {
     ['esSync', SYNC_LUA, 2],
     ['esFinish', FINISH_LUA, 3],
     ['esRetry', RETRY_LUA, 3],
+    ['esFloor', FLOOR_LUA, 1],
     ['esHeartbeat', HEARTBEAT_LUA, 1],
   ];
   for (const [name, lua, numberOfKeys] of scripts) {
