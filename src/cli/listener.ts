@@ -55,6 +55,8 @@ interface ListenerFlags {
   maxConnections?: number;
   demo?: boolean;
   redis?: string;
+  redisWaitReplicas: number;
+  redisWaitTimeout: number;
   workers?: number;
   fastPath?: boolean;
   http2?: boolean;
@@ -197,8 +199,23 @@ function buildCommand(io: CliIo): Command {
     .addOption(
       new Option(
         '--redis <url>',
-        'share tokens, history and ids with every listener on this Redis (redis://host:port/db)',
+        'share tokens, history and ids with every listener on this Redis (redis://host:port/db, or redis+sentinel://host:port,host:port/<master-name>)',
       ).env(env('REDIS')),
+    )
+    .addOption(
+      new Option(
+        '--redis-wait-replicas <n>',
+        'answer a POST 2xx only once n Redis replicas have its event (503 when they do not in time)',
+      )
+        .default(0)
+        .argParser(parseNonNegativeInt)
+        .env(env('REDIS_WAIT_REPLICAS')),
+    )
+    .addOption(
+      new Option('--redis-wait-timeout <ms>', 'longest wait for --redis-wait-replicas')
+        .default(2000)
+        .argParser(parsePositiveInt)
+        .env(env('REDIS_WAIT_TIMEOUT')),
     )
     .addOption(
       new Option('--workers <n>', 'fork n worker processes sharing the port (needs --redis)')
@@ -305,8 +322,20 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     graceMs: flags.grace,
     gapEvent: flags.gapEvent,
   } as const;
-  const broker =
-    flags.redis === undefined ? undefined : await createRedisBroker(flags.redis, brokerOptions);
+  let broker;
+  try {
+    broker =
+      flags.redis === undefined
+        ? undefined
+        : await createRedisBroker(flags.redis, {
+            ...brokerOptions,
+            waitReplicas: flags.redisWaitReplicas,
+            waitTimeoutMs: flags.redisWaitTimeout,
+          });
+  } catch (error) {
+    io.stderr.write(`eventsource-listener: --redis: ${flattenError(error)}\n`);
+    return ExitCode.usage;
+  }
   if (broker !== undefined && broker.status !== 'ready') {
     io.stderr.write(
       `eventsource-listener: Redis is not reachable yet (${broker.stats().redisLastError || broker.status}); POSTs get 503 until it is\n`,
@@ -417,6 +446,8 @@ function describeOptions(flags: ListenerFlags): string {
   if (flags.demo) parts.push(`demo page at ${normalizePrefix(flags.prefix)}/`);
   if (flags.redis !== undefined)
     parts.push(`redis ${flags.redis.replace(/\/\/[^@/]*@/, '//***@')}`);
+  if (flags.redisWaitReplicas > 0)
+    parts.push(`redis-wait-replicas ${flags.redisWaitReplicas} (${flags.redisWaitTimeout} ms)`);
   if (flags.workers !== undefined) parts.push(`workers ${flags.workers}`);
   if (flags.fastPath === false) parts.push('no fast path');
   if (flags.http2 === false && flags.keyfile !== undefined) parts.push('HTTP/1.1 only');
