@@ -14,4 +14,5 @@ export * from './wire/parser.js';
 export * from './events.js';
 export * from './listener/index.js';
 export * from './client.js';
+export * from './client/diagnose.js';
 export * from './request.js';
