@@ -9,6 +9,7 @@ import { request, type Dispatcher } from 'undici';
 import { debugClient as debug } from './debug.js';
 import { ContentTypeError, HttpStatusError, ReadTimeoutError } from './errors.js';
 import { createParser, type ParsedEvent, type Parser } from './wire/parser.js';
+import { clampRetryMs } from './wire/retry.js';
 import {
   EventSourceErrorEvent,
   EventSourceMessageEvent,
@@ -29,7 +30,7 @@ import {
   type EventSourceClientOptions,
   type ResolvedClientOptions,
 } from './client/options.js';
-import { backoffDelayMs } from './client/backoff.js';
+import { reconnectDelayMs } from './client/backoff.js';
 import { discardBody, isEventStream, readFailure, type Outcome } from './client/response.js';
 
 export { EventSourceErrorEvent, EventSourceMessageEvent };
@@ -114,7 +115,9 @@ export class EventSourceClient extends EventTarget {
     this.#options = resolved;
     this.url = resolved.url;
     this.#origin = resolved.origin;
-    this.#retryMs = resolved.retryMs;
+    // [non-spec] Held within MIN_RETRY_MS and MAX_RETRY_MS (see wire/retry.ts), so that `retryMs`
+    // and the delays reported in `error` events are the ones waited.
+    this.#retryMs = clampRetryMs(resolved.retryMs);
     this.#onEvent = options.onEvent;
     this.#parser = createParser(
       {
@@ -122,7 +125,7 @@ export class EventSourceClient extends EventTarget {
         // [spec] If the field value consists of only ASCII digits, then interpret the field value
         // as an integer in base ten, and set the event stream's reconnection time to that integer.
         onRetry: (ms) => {
-          this.#retryMs = ms;
+          this.#retryMs = clampRetryMs(ms);
         },
         onError: (error) => this.#dispatchError(error, false),
       },
@@ -157,7 +160,10 @@ export class EventSourceClient extends EventTarget {
     return this.#parser.lastEventId;
   }
 
-  /** The current reconnection time in milliseconds (the server's `retry:` overrides the option). */
+  /**
+   * The current reconnection time in milliseconds (the server's `retry:` overrides the option),
+   * within 100 ms and 24 h: a value outside is clamped to the nearer bound.
+   */
   get retryMs(): number {
     return this.#retryMs;
   }
@@ -445,11 +451,9 @@ export class EventSourceClient extends EventTarget {
         return;
       }
       if (outcome.kind === 'ended') {
-        // [spec] When a user agent is to reestablish the connection: wait a delay equal to the
-        // reconnection time of the event source.
         failureCount = 0;
         error = undefined;
-        delayMs = this.#retryMs;
+        delayMs = reconnectDelayMs(this.#retryMs, this.#options.maxRetryMs, 0, undefined);
         if (!this.#options.reconnect) {
           // [non-spec] Reconnection turned off: the end of the stream is the end.
           this.#readyState = CLOSED;
@@ -476,7 +480,7 @@ export class EventSourceClient extends EventTarget {
           return;
         }
         failureCount++;
-        delayMs = backoffDelayMs(
+        delayMs = reconnectDelayMs(
           this.#retryMs,
           this.#options.maxRetryMs,
           failureCount,

@@ -110,7 +110,7 @@ test(
   { timeout },
   async (t) => {
     const server = await startScriptedServer([
-      stream(['retry: 50\nid: a1\ndata: first\n\n', 'id: a2\ndata: second\n\n']),
+      stream(['retry: 150\nid: a1\ndata: first\n\n', 'id: a2\ndata: second\n\n']),
       stream(['data: third\n\n', 'id: a3\ndata: fourth']), // the last event is incomplete
       reply(204),
     ]);
@@ -134,14 +134,14 @@ test(
     assert.equal(server.requests[1]?.headers['last-event-id'], 'a2');
     // The id of the incomplete event was never dispatched, so it is not sent.
     assert.equal(server.requests[2]?.headers['last-event-id'], 'a2');
-    assert.equal(client.retryMs, 50);
+    assert.equal(client.retryMs, 150);
     const gap = (server.requests[1]?.at ?? 0) - (server.requests[0]?.at ?? 0);
-    assert.ok(gap >= 45, `reconnected after ${gap} ms`);
+    assert.ok(gap >= 145, `reconnected after ${gap} ms`);
     assert.deepEqual(
       errors.map((e) => [e.willReconnect, e.delayMs, e.error?.constructor.name]),
       [
-        [true, 50, undefined],
-        [true, 50, undefined],
+        [true, 150, undefined],
+        [true, 150, undefined],
         [false, undefined, 'HttpStatusError'],
       ],
     );

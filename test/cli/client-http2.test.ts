@@ -18,7 +18,7 @@ describe('eventsource-client --http2', { concurrency: 3 }, () => {
       const args = ['--http2', '-S', '--ca', caPath, '-P', String(server.port)];
       const result = await runBin('eventsource-client', [
         ...args,
-        ...['-r', '10', '--count', '2', '--json', 'tok'],
+        ...['-r', '100', '--count', '2', '--json', 'tok'],
       ]);
       const url = `https://127.0.0.1:${server.port}/poll/tok`;
       assert.deepEqual(result, {
@@ -27,7 +27,7 @@ describe('eventsource-client --http2', { concurrency: 3 }, () => {
         stdout:
           '{"id":"1","event":"message","data":"event 1 over 2.0"}\n' +
           '{"id":"2","event":"message","data":"event 2 over 2.0"}\n',
-        stderr: `connected to ${url}\nstream ended; reconnecting in 10 ms\nconnected to ${url}\n`,
+        stderr: `connected to ${url}\nstream ended; reconnecting in 100 ms\nconnected to ${url}\n`,
       });
       assert.deepEqual(
         server.requests.map((r) => [r.httpVersion, r.streamId, r.lastEventId]),

@@ -151,14 +151,14 @@ test('reconnects with -r, sending Last-Event-ID, and exits 0 on 204', { timeout 
     '-P',
     String(server.port),
     '-r',
-    '20',
+    '150',
     '--json',
     'tok',
   ]);
   assert.equal(result.stdout, jsonLines([message('a', '5'), message('b', '5')]));
   assert.equal(
     result.stderr,
-    `connected to ${url}\nstream ended; reconnecting in 20 ms\n`.repeat(2) +
+    `connected to ${url}\nstream ended; reconnecting in 150 ms\n`.repeat(2) +
       `${url} answered 204 No Content: not reconnecting\n`,
   );
   assert.equal(result.code, 0);
@@ -169,7 +169,7 @@ test('reconnects with -r, sending Last-Event-ID, and exits 0 on 204', { timeout 
 });
 
 test("the server's retry: overrides -r", { timeout }, async (t) => {
-  const server = await serve(t, [stream(['retry: 30\ndata: a\n\n']), reply(204)]);
+  const server = await serve(t, [stream(['retry: 150\ndata: a\n\n']), reply(204)]);
   const result = await runBin('eventsource-client', [
     '-P',
     String(server.port),
@@ -177,7 +177,7 @@ test("the server's retry: overrides -r", { timeout }, async (t) => {
     '600000',
     'tok',
   ]);
-  assert.match(result.stderr, /stream ended; reconnecting in 30 ms\n/);
+  assert.match(result.stderr, /stream ended; reconnecting in 150 ms\n/);
   assert.equal(result.code, 0);
   assert.equal(server.requests.length, 2);
 });
