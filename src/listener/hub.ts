@@ -113,6 +113,8 @@ export class Hub {
   private readonly reclaimer: BodyReclaimer | undefined;
   private readonly assembler = new BodyAssembler();
   private readonly keepaliveTimer: NodeJS.Timeout | undefined;
+  /** Keepalive ticks in one keepalive interval. */
+  private readonly keepaliveTicks: number;
   private readonly startedAt = Date.now();
   private readonly rootAnswer: Answer;
   private readonly authorize: Authorize | undefined;
@@ -137,11 +139,14 @@ export class Hub {
       dropped: 0,
       cutOff: 0,
     };
-    // One shared timer for every stream: a stream that had no write since the last tick gets a comment.
+    // One shared timer for every stream, ticking KEEPALIVE_TICKS times per interval: a stream gets
+    // a comment at the tick that ends the interval it has been silent for. Ticking once per interval
+    // would let a stream written to just after a tick stay silent for almost two intervals.
+    const keepaliveMs = options.keepaliveMs;
+    const tickMs = Math.max(1, Math.floor(keepaliveMs / KEEPALIVE_TICKS));
+    this.keepaliveTicks = Math.floor(keepaliveMs / tickMs);
     this.keepaliveTimer =
-      options.keepaliveMs > 0
-        ? setInterval(() => this.sendKeepalives(), options.keepaliveMs).unref()
-        : undefined;
+      keepaliveMs > 0 ? setInterval(() => this.sendKeepalives(), tickMs).unref() : undefined;
     this.rootAnswer = this.makeRootAnswer();
     this.authorize = options.authorize;
   }
@@ -463,10 +468,15 @@ export class Hub {
     for (const subscriber of this.context.streams) subscriber.end();
   }
 
+  /**
+   * One keepalive tick. A stream last written to between two ticks has its count at
+   * `keepaliveTicks` no later than `keepaliveMs` after that write, so it is never silent longer
+   * than `keepaliveMs` (plus the timer's lateness), and no sooner than one tick before.
+   */
   private sendKeepalives(): void {
+    const ticks = this.keepaliveTicks;
     for (const subscriber of this.context.streams) {
-      if (subscriber.isIdle) subscriber.write(KEEPALIVE);
-      subscriber.isIdle = true;
+      if (++subscriber.silentTicks >= ticks) subscriber.write(KEEPALIVE);
     }
   }
 
@@ -487,6 +497,11 @@ export class Hub {
 }
 
 const PASS: Decision = { kind: 'pass' };
+/**
+ * Keepalive ticks per interval: a stream's silence then lies between 3/4 of the interval and the
+ * interval, and idle streams still get one comment per interval.
+ */
+const KEEPALIVE_TICKS = 4;
 /** How often streams with an expiring grant are looked at: they end within a second of it. */
 const EXPIRY_TICK_MS = 1000;
 

@@ -41,8 +41,11 @@ export abstract class Subscriber {
   /** Bytes of replay waiting, allowed on top of `maxBuffer` until the queue is empty again. */
   private allowance = 0;
   private pendingEnd = false;
-  /** Whether nothing was written since the last keepalive tick. */
-  isIdle = false;
+  /**
+   * Keepalive ticks since the last write: every write sets it to 0, the hub's one keepalive timer
+   * counts it up and writes a comment when it reaches the ticks of one keepalive interval.
+   */
+  silentTicks = 0;
   /** Whether the stream has ended (or is ending); writes are refused. */
   isClosed = false;
   /** Set by the broker: called once when the stream closes, for whatever reason. */
@@ -74,7 +77,7 @@ export abstract class Subscriber {
    */
   write(chunk: Chunk, isReplay = false): boolean {
     if (this.isClosed) return false;
-    this.isIdle = false;
+    this.silentTicks = 0;
     // A replay comes from the token's history, which holds those bytes anyway: it may queue past the
     // limit. The limit applies to what is already waiting, so one event larger than the limit still
     // goes to a reader that keeps up.
