@@ -76,6 +76,12 @@ const SCRIPT = `
 
   const route = (action, token) =>
     config.prefix + '/' + encodeURIComponent(action) + '/' + encodeURIComponent(token);
+  const accessToken = () => (config.auth ? $('access').value.trim() : '');
+  // Why the listener refused, in words (EventSource itself never says).
+  const explain = (status, text) =>
+    status === 401 ? 'Refused (401): an access token (a JWT) is needed, or it is invalid or expired. ' + text
+    : status === 403 ? 'Refused (403): the access token does not grant this. ' + text
+    : status + ' ' + text;
   const setStatus = (state, text) => { status.dataset.state = state; status.textContent = text; };
   const updateHint = () => {
     const url = new URL(route('ping', tokenInput.value.trim() || '<token>'), location.href);
@@ -110,7 +116,9 @@ const SCRIPT = `
     const token = tokenInput.value.trim();
     if (!token) { tokenInput.focus(); return; }
     disconnect();
-    source = new EventSource(route(config.listen, token));
+    const jwt = accessToken();
+    const streamUrl = route(config.listen, token) + (jwt ? '?access_token=' + encodeURIComponent(jwt) : '');
+    source = new EventSource(streamUrl);
     const current = source;
     setStatus('connecting', 'Connecting to ' + token + '…');
     connectButton.disabled = true;
@@ -120,11 +128,21 @@ const SCRIPT = `
       setStatus('open', 'Connected: listening to ' + token);
       sendButton.disabled = false;
     };
-    current.onerror = () => {
+    current.onerror = async () => {
       if (current !== source) return;
-      setStatus('error', current.readyState === EventSource.CLOSED
-        ? 'Connection refused (is the token already connected?)'
-        : 'Stream ended, reconnecting…');
+      if (current.readyState !== EventSource.CLOSED) {
+        setStatus('error', 'Stream ended, reconnecting…');
+        return;
+      }
+      setStatus('error', 'Connection refused (is the token already connected?)');
+      if (!config.auth) return;
+      // Ask once more, to show why: the answer's status and its one line of text.
+      try {
+        const response = await fetch(streamUrl);
+        if (!response.ok && current === source) {
+          setStatus('error', explain(response.status, (await response.text()).trim()));
+        } else response.body?.cancel();
+      } catch {}
     };
     for (const type of new Set(['message', ...config.actions])) current.addEventListener(type, show);
   }
@@ -136,13 +154,17 @@ const SCRIPT = `
     const reply = $('reply');
     reply.textContent = 'Sending…';
     try {
+      const jwt = accessToken();
       const response = await fetch(route(action, token), {
         method: 'POST',
-        headers: { 'Content-Type': config.contentType },
+        headers: {
+          'Content-Type': config.contentType,
+          ...(jwt ? { Authorization: 'Bearer ' + jwt } : {}),
+        },
         body: $('data').value,
       });
-      const text = await response.text();
-      reply.textContent = response.status + ' ' + (response.ok ? 'sent' : text.trim());
+      const text = (await response.text()).trim();
+      reply.textContent = response.ok ? response.status + ' sent' : explain(response.status, text);
     } catch (error) {
       reply.textContent = 'Failed: ' + error.message;
     }
@@ -162,6 +184,7 @@ const SCRIPT = `
  * @param listenAction The Event class's LISTEN action.
  * @param actions The actions a POST may use.
  * @param contentType The Content-Type the page sends its POSTs with. Defaults to `text/plain`.
+ * @param hasAuth Whether streams and POSTs need an access token: the page then asks for one.
  * @returns A complete HTML document.
  */
 export function renderDemoPage(
@@ -169,11 +192,15 @@ export function renderDemoPage(
   listenAction: string,
   actions: readonly string[],
   contentType = 'text/plain',
+  hasAuth = false,
 ): string {
   const options = actions
     .map((action) => `<option value="${escapeHtml(action)}">${escapeHtml(action)}</option>`)
     .join('');
-  const config = scriptJson({ prefix, listen: listenAction, actions, contentType });
+  const config = scriptJson({ prefix, listen: listenAction, actions, contentType, auth: hasAuth });
+  const accessField = hasAuth
+    ? '<label class="grow">Access token (JWT)<input id="access" name="access" autocomplete="off" spellcheck="false"></label>\n'
+    : '';
   const streamPath = escapeHtml(`${prefix}/${listenAction}/<token>`);
   return `<!doctype html>
 <html lang="en">
@@ -192,7 +219,7 @@ export function renderDemoPage(
 <h2>1. Listen</h2>
 <form id="subscribe">
 <label class="grow">Token<input id="token" name="token" autocomplete="off" spellcheck="false" required></label>
-<button id="connect" type="submit">Connect</button>
+${accessField}<button id="connect" type="submit">Connect</button>
 <button id="disconnect" type="button" class="secondary" disabled>Disconnect</button>
 </form>
 <p class="hint"><span id="status" class="status" data-state="closed">Not connected</span></p>

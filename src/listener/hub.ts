@@ -147,8 +147,8 @@ export class Hub {
     this.keepaliveTicks = Math.floor(keepaliveMs / tickMs);
     this.keepaliveTimer =
       keepaliveMs > 0 ? setInterval(() => this.sendKeepalives(), tickMs).unref() : undefined;
-    this.rootAnswer = this.makeRootAnswer();
     this.authorize = options.authorize;
+    this.rootAnswer = this.makeRootAnswer();
   }
 
   /**
@@ -301,7 +301,8 @@ export class Hub {
   }
 
   /**
-   * Answers a POST once its body is complete: `413` past `maxBody`, else publishes it. Synchronous
+   * Answers a POST once its body is complete: `413` past `maxBody`, `503` once the hub is closing
+   * (the body arrived too late to be delivered or kept), else publishes it. Synchronous
    * for the in-memory broker; the promise of a broker that needs I/O never rejects. The body is
    * forgotten (reset) before this returns.
    */
@@ -310,6 +311,9 @@ export class Hub {
     body.reset();
     try {
       if (size > this.options.maxBody) return this.answers.tooLarge;
+      // Once closing, the streams are ending and the process is about to exit: an event kept for
+      // replay now would be lost with it, so it is neither delivered nor kept, and says so.
+      if (this.isClosing) return this.answers.shuttingDown;
       const text =
         rest !== undefined
           ? this.assembler.decode(rest, size)
@@ -485,7 +489,13 @@ export class Hub {
     if (demo) {
       return {
         status: 200,
-        body: renderDemoPage(prefix, eventClass.LISTEN, eventClass.ACTIONS, eventClass.contentType),
+        body: renderDemoPage(
+          prefix,
+          eventClass.LISTEN,
+          eventClass.ACTIONS,
+          eventClass.contentType,
+          this.options.authorize !== undefined,
+        ),
         contentType: 'text/html; charset=utf-8',
       };
     }

@@ -649,3 +649,17 @@ test(
     assert.throws(() => createListener({ jwt: { secret: 'short' } }), RangeError);
   },
 );
+
+test(
+  'the demo page needs no grant and asks for an access token when auth is on',
+  { timeout },
+  async (t) => {
+    const withAuth = await start(t, { demo: true });
+    const page = await request(`${withAuth.url}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.body, /id="access"/);
+    assert.match(page.body, /Refused \(403\)/);
+    const withoutAuth = await start(t, { demo: true, jwt: undefined });
+    assert.doesNotMatch((await request(`${withoutAuth.url}/`)).body, /id="access"/);
+  },
+);
