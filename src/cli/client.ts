@@ -2,10 +2,11 @@
  * eventsource-client: connects to an SSE stream (the listener's `/poll/<token>` or any `--url`)
  * and prints each event on stdout, one readable line, or one JSON object with `--json`.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { EventSourceClient, EventSourceErrorEvent, type ClientEvent } from '../client.js';
+import { diagnose, type Diagnosis } from '../client/diagnose.js';
 import { enableDebug } from '../debug.js';
 import { ContentTypeError, flattenError, HttpStatusError } from '../errors.js';
 import {
@@ -46,6 +47,14 @@ interface ClientCliOptions {
   count?: number;
   timeout?: number;
   http2?: true;
+  bearer?: string;
+  secret?: string;
+  diagnose?: true;
+  diagnoseSeconds: number;
+  keepaliveMax: number;
+  origin?: string;
+  withCredentials?: true;
+  probeAction: string;
 }
 
 const DEFAULT_RETRY_MS = 3000;
@@ -53,7 +62,10 @@ const DEFAULT_RETRY_MS = 3000;
 function createCommand(io: CliIo): Command {
   return new Command('eventsource-client')
     .description('Connect to a Server-Sent Events stream and print its events.')
-    .argument('[token]', 'the token to listen to (not needed with --url)')
+    .argument(
+      '[token]',
+      'the token to listen to (not needed with --url); with --diagnose, a URL is accepted too',
+    )
     .option('-H, --host <host>', 'listener host', '127.0.0.1')
     .option('-P, --port <port>', 'listener port', parsePort, 8888)
     .option('-d, --debug', 'print debug output on stderr (DEBUG=eventsource:*)')
@@ -93,6 +105,11 @@ function createCommand(io: CliIo): Command {
         'speak HTTP/2 when the server offers it over TLS (-S or an https --url); HTTP/1.1 otherwise',
       ).env('EVENTSOURCE_HTTP2'),
     )
+    .addOption(
+      new Option('--bearer <token>', 'send "Authorization: Bearer <token>" on stream requests').env(
+        'EVENTSOURCE_BEARER',
+      ),
+    )
     .addOption(new Option('--count <n>', 'exit after <n> events').argParser(parsePositiveInt))
     .addOption(
       new Option(
@@ -100,18 +117,54 @@ function createCommand(io: CliIo): Command {
         'connect timeout, and how long a stream may stay silent',
       ).argParser(parsePositiveInt),
     )
+    .option(
+      '--diagnose',
+      'check the endpoint (buffering, compression, keepalive, HTTP/2, CORS, Last-Event-ID...) and print a report',
+    )
+    .option(
+      '--diagnose-seconds <s>',
+      'with --diagnose: how long to watch the stream (at least --keepalive-max + 0.5 s)',
+      parseSeconds,
+      20,
+    )
+    .option(
+      '--keepalive-max <ms>',
+      'with --diagnose: the longest silence allowed before "keepalive" warns',
+      parsePositiveInt,
+      45000,
+    )
+    .option('--origin <origin>', 'with --diagnose: send this Origin and check CORS against it')
+    .option(
+      '--with-credentials',
+      'with --diagnose: check CORS as for EventSource withCredentials (exact origin + credentials)',
+    )
+    .option(
+      '--probe-action <action>',
+      'with --diagnose: the action probe events are POSTed to on an eventsource-listener',
+      'ping',
+    )
+    .addOption(
+      new Option(
+        '--secret <secret>',
+        'with --diagnose: publish secret for the probe POSTs (default: --bearer)',
+      ).env('EVENTSOURCE_SECRET'),
+    )
     .version(version, '-v, --version')
     .addHelpText(
       'after',
       `
 Exit codes: 0 stream ended (no reconnection due), --count reached or 204; 1 HTTP error or
 unreachable server; 2 usage error; 130/143 after SIGINT/SIGTERM.
+With --diagnose: 0 verdict pass or warn, 1 fail, 2 usage error.
 
 Examples:
   $ eventsource-client -P 8888 mytoken
   $ eventsource-client -r 1000 -k --json mytoken | jq .data
   $ eventsource-client --url https://example.com/stream --header "Authorization: Bearer x"
-  $ eventsource-client --http2 -S --ca ca.pem -P 8443 mytoken`,
+  $ eventsource-client --http2 -S --ca ca.pem -P 8443 mytoken
+  $ EVENTSOURCE_BEARER="$JWT" eventsource-client mytoken
+  $ eventsource-client --diagnose https://push.example.com/poll/mytoken --origin https://app.example
+  $ eventsource-client --diagnose --json --diagnose-seconds 5 --keepalive-max 2000 -P 8888 mytoken`,
     )
     .exitOverride()
     .configureOutput({
@@ -120,22 +173,46 @@ Examples:
     });
 }
 
+/** Parses a duration in seconds, decimals allowed (`--diagnose-seconds 2.5`). */
+function parseSeconds(value: string): number {
+  const seconds = Number(value.trim());
+  if (!/^\s*[0-9]*\.?[0-9]+\s*$/.test(value) || !(seconds > 0) || seconds > 86400) {
+    throw new InvalidArgumentError(`expected a positive number of seconds, got "${value}"`);
+  }
+  return seconds;
+}
+
+function checkUrl(text: string, what: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`${what} must be an absolute http(s) URL, got "${text}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`${what} must be an http(s) URL, got "${text}"`);
+  }
+  return url.href;
+}
+
 /** Builds the URL the options point at. */
 function buildUrl(token: string | undefined, options: ClientCliOptions): string {
   if (options.url !== undefined) {
     if (token !== undefined) throw new UsageError('give either a token or --url, not both');
-    let url: URL;
-    try {
-      url = new URL(options.url);
-    } catch {
-      throw new UsageError(`--url must be an absolute http(s) URL, got "${options.url}"`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new UsageError(`--url must be an http(s) URL, got "${options.url}"`);
-    }
-    return url.href;
+    return checkUrl(options.url, '--url');
   }
-  if (token === undefined) throw new UsageError("missing required argument 'token' (or --url)");
+  // `--diagnose URL`: an argument with a scheme is the URL itself (a token such as a MAC
+  // address has colons, but never `://`).
+  if (options.diagnose && token !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(token)) {
+    return checkUrl(token, 'the URL');
+  }
+  if (token === undefined) {
+    throw new UsageError(
+      options.diagnose
+        ? 'missing the URL (or a token) to diagnose'
+        : "missing required argument 'token' (or --url)",
+    );
+  }
   const host =
     options.host.includes(':') && !options.host.startsWith('[')
       ? `[${options.host}]`
@@ -195,6 +272,9 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     if (options.debug) enableDebug();
     url = buildUrl(program.args[0], options);
     options.password ??= io.env.EVENTSOURCE_PASSWORD;
+    if (options.user !== undefined && options.bearer !== undefined) {
+      throw new UsageError('use either -u/--user or --bearer, not both');
+    }
     if (options.ca !== undefined) {
       try {
         ca = readFileSync(options.ca, 'utf8');
@@ -211,6 +291,8 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     }
     throw error;
   }
+
+  if (options.diagnose) return runDiagnose(url, options, ca, io);
 
   const isJson = options.json === true;
   const count = options.count;
@@ -242,6 +324,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       ...(options.user !== undefined
         ? { username: options.user, password: options.password ?? '' }
         : {}),
+      ...(options.bearer !== undefined ? { bearer: options.bearer } : {}),
       ...(options.lastEventId !== undefined ? { lastEventId: options.lastEventId } : {}),
       retryMs: options.retry > 0 ? options.retry : DEFAULT_RETRY_MS,
       reconnect: options.retry > 0,
@@ -309,6 +392,56 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   flush();
   if (io.signal.aborted) return signalExitCode(io.signal);
   return ExitCode.ok;
+}
+
+/** The human report: one line per check, then the verdict. */
+function formatReport(diagnosis: Diagnosis): string {
+  const lines = diagnosis.checks.map(
+    ({ id, status, detail }) => `${id.padEnd(14)} ${status.padEnd(5)} ${detail}`,
+  );
+  return `${lines.join('\n')}\nverdict: ${diagnosis.verdict}\n`;
+}
+
+// `--diagnose`: the report on stdout (one JSON object with --json), exit 1 when it fails.
+async function runDiagnose(
+  url: string,
+  options: ClientCliOptions,
+  ca: string | undefined,
+  io: CliIo,
+): Promise<number> {
+  const windowMs = Math.max(Math.round(options.diagnoseSeconds * 1000), options.keepaliveMax + 500);
+  io.stderr.write(`diagnosing ${url} (watching for ${(windowMs / 1000).toFixed(1)} s or more)\n`);
+  let diagnosis: Diagnosis;
+  try {
+    diagnosis = await diagnose(url, {
+      observeMs: Math.round(options.diagnoseSeconds * 1000),
+      keepaliveMaxMs: options.keepaliveMax,
+      ...(options.origin !== undefined ? { origin: options.origin } : {}),
+      ...(options.withCredentials ? { withCredentials: true } : {}),
+      listenAction: options.action,
+      ...(options.prefix !== undefined ? { prefix: options.prefix } : {}),
+      probeAction: options.probeAction,
+      ...(options.bearer !== undefined ? { bearer: options.bearer } : {}),
+      ...(options.secret !== undefined ? { secret: options.secret } : {}),
+      headers: options.header,
+      ...(options.user !== undefined
+        ? { username: options.user, password: options.password ?? '' }
+        : {}),
+      rejectUnauthorized: options.insecure !== true,
+      ...(ca !== undefined ? { ca } : {}),
+      ...(options.timeout !== undefined ? { connectTimeoutMs: options.timeout } : {}),
+      signal: io.signal,
+    });
+  } catch (error) {
+    if (io.signal.aborted) return signalExitCode(io.signal);
+    if (error instanceof TypeError || error instanceof RangeError) {
+      io.stderr.write(`error: ${error.message}\n`);
+      return ExitCode.usage;
+    }
+    throw error;
+  }
+  io.stdout.write(options.json ? `${JSON.stringify(diagnosis)}\n` : formatReport(diagnosis));
+  return diagnosis.verdict === 'fail' ? ExitCode.failure : ExitCode.ok;
 }
 
 /** Runs eventsource-client as the process (see bin/eventsource-client.js). */
