@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import { JSONEvent, StringIdEvent, type Event } from '../../src/events.js';
+import { JSONEvent, StringEvent, StringIdEvent, type Event } from '../../src/events.js';
 import type { Broker, PublishOutcome } from '../../src/listener/broker.js';
 import {
   createListener,
@@ -639,3 +639,80 @@ test(
     }
   },
 );
+
+/**
+ * Writes `input` on one connection to a listener with a stream open on token `sub`, waits for the
+ * listener to close the connection, and returns the status lines it answered and the data of the
+ * events the stream got (a marker published afterwards shows that every earlier event is in).
+ */
+async function exchange(
+  t: TestContext,
+  options: InternalListenerOptions,
+  input: string,
+): Promise<{ statusLines: string[]; delivered: string[] }> {
+  const running = await start(t, { eventClass: StringEvent, mode: 'multi', ...options });
+  const stream = await openStream(`http://127.0.0.1:${running.port}/poll/sub`);
+  t.after(() => stream.close());
+  const client = await Client.connect(t, running.port);
+  client.socket.write(input);
+  await Promise.race([
+    client.closed,
+    sleep(3000).then(() => assert.fail(`still open, got ${JSON.stringify(client.text)}`)),
+  ]);
+  await running.listener.publish('sub', 'ping', 'marker');
+  await waitUntil(() => stream.events.some((e) => e.data === 'marker'), 'the marker');
+  return {
+    statusLines: client.responses.map((r) => r.slice(0, r.indexOf('\r\n'))),
+    delivered: stream.events.map((e) => e.data).filter((data) => data !== 'marker'),
+  };
+}
+
+// [name, listener options, input, node:http's status lines, whether the fast path answers alike]
+const acknowledged: [string, InternalListenerOptions, string, string[], boolean][] = [
+  [
+    'a POST read together with bytes node:http refuses',
+    {},
+    `${simplePost('/ping/sub', 'hello', 'Host: x\r\n')}garbage\r\n\r\n`,
+    ['HTTP/1.1 400 Bad Request'],
+    false,
+  ],
+  [
+    'a POST pipelined after a 413 that closes the connection',
+    { maxBody: 10 },
+    simplePost('/ping/sub', 'eleven byte', 'Host: x\r\n') +
+      simplePost('/ping/sub', 'second', 'Host: x\r\n'),
+    ['HTTP/1.1 413 Payload Too Large'],
+    true,
+  ],
+  [
+    'a POST pipelined after a POST without Host',
+    {},
+    simplePost('/ping/sub', 'no host', '') + simplePost('/ping/sub', 'second', 'Host: x\r\n'),
+    ['HTTP/1.1 400 Bad Request'],
+    true,
+  ],
+  [
+    'a POST pipelined after one with Proxy-Connection: close',
+    {},
+    simplePost('/ping/sub', 'first', 'Host: x\r\nProxy-Connection: close\r\n') +
+      simplePost('/ping/sub', 'second', 'Host: x\r\n'),
+    ['HTTP/1.1 400 Bad Request'],
+    true,
+  ],
+];
+
+for (const [name, options, input, nodeStatusLines, isAlike] of acknowledged) {
+  test(
+    `an event is published only if its POST is answered 2xx: ${name}`,
+    { timeout },
+    async (t) => {
+      const node = await exchange(t, { ...options, fastPath: false }, input);
+      assert.deepEqual(node.statusLines, nodeStatusLines);
+      assert.deepEqual(node.delivered, []);
+      const fast = await exchange(t, options, input);
+      const answered = fast.statusLines.filter((line) => / 2\d\d /.test(line)).length;
+      assert.ok(fast.delivered.length <= answered, JSON.stringify(fast));
+      if (isAlike) assert.deepEqual(fast, node);
+    },
+  );
+}

@@ -486,7 +486,7 @@ export function connectionHeader(answer: Answer): string | undefined {
 }
 
 /** Whether an answer's own headers close the connection, as node:http reads them. */
-function closesConnection(answer: Answer): boolean {
+export function closesConnection(answer: Answer): boolean {
   const value = connectionHeader(answer);
   return value !== undefined && /(?:^|\W)close(?:$|\W)/i.test(value);
 }

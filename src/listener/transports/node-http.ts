@@ -5,9 +5,11 @@
  */
 import type http from 'node:http';
 import type { Socket } from 'node:net';
+import { debugListener as debug } from '../../debug.js';
 import type { Answer, Decision, Hub, RequestHead } from '../hub.js';
 import type { Chunk } from '../chunk.js';
 import { Subscriber, type SubscriberContext } from '../subscriber.js';
+import { closesConnection } from './front-connection.js';
 import { readPost } from './read-post.js';
 
 /** A handler that also works as Express/Connect middleware (it calls `next()` for other paths). */
@@ -53,8 +55,14 @@ function act(
       next?.();
       return;
     case 'answer':
-      // A body that will not be read is drained, so the connection can serve the next request.
-      req.resume();
+      if (closesConnection(decision.answer)) {
+        // node:http ends the connection once this answer is out, but its parser reads on until
+        // then: stop reading (what it would still parse is never answered, see whenAnswerable).
+        req.socket.pause();
+      } else {
+        // A body that will not be read is drained, so the connection can serve the next request.
+        req.resume();
+      }
       writeAnswer(hub, res, decision.answer, origin);
       return;
     case 'post':
@@ -67,6 +75,7 @@ function act(
         decision.action,
         () => req.destroy(),
         (result) => writeAnswer(hub, res, result, origin),
+        (publish) => whenAnswerable(res, publish),
       );
       return;
     case 'stream':
@@ -76,6 +85,36 @@ function act(
         origin,
       );
   }
+}
+
+/**
+ * Calls `publish` once `res` can be written, never if it cannot: an event is published only if
+ * its publisher can get the answer. node:http emits a request as soon as its head is parsed and
+ * reads on, so a complete POST may belong to a connection that is already lost:
+ * - bytes after it in the same read that node refuses: node answers `400` alone and destroys the
+ *   socket before the body's 'end';
+ * - an earlier answer with `Connection: close` (a `413`, node's own `400` to a request without
+ *   `Host`, a `Proxy-Connection: close`): the response waits in node's queue for a socket that
+ *   ends with that earlier answer, and never gets it.
+ * So a pipelined POST is published when its response gets the socket (the earlier answers are
+ * out, as the fast path does it), and only while the socket can still be written.
+ */
+function whenAnswerable(res: http.ServerResponse, publish: () => void): void {
+  if (res.destroyed) {
+    debug('POST not published: its connection closed before the body was complete');
+    return;
+  }
+  const socket = res.socket;
+  if (socket === null) {
+    // Queued behind earlier responses; 'socket' comes when they are out (never, if one closes).
+    res.once('socket', () => whenAnswerable(res, publish));
+    return;
+  }
+  if (socket.destroyed || !socket.writable) {
+    debug('POST not published: its connection can no longer be answered');
+    return;
+  }
+  publish();
 }
 
 /** Writes a complete answer. */

@@ -8,6 +8,9 @@ import type { Answer, Hub } from '../hub.js';
 /**
  * Reads the body of `request`, then calls `write` with the core's answer (later, for a broker
  * that needs I/O). A body far past `maxBody` is not read to its end: `abort` cuts the request.
+ * Once the body is complete, `whenAnswerable` decides whether it is published at all: it calls
+ * its argument once the answer can still be written, and never when it cannot (an event is
+ * published only if its publisher can be told so).
  */
 export function readPost(
   hub: Hub,
@@ -16,6 +19,7 @@ export function readPost(
   action: string,
   abort: () => void,
   write: (answer: Answer) => void,
+  whenAnswerable: (publish: () => void) => void = callNow,
 ): void {
   const body = hub.newBody();
   request.on('data', (piece: Buffer) => {
@@ -23,8 +27,14 @@ export function readPost(
     if (body.isHopeless) abort();
   });
   request.on('end', () => {
-    const answer = hub.finishPost(token, action, body);
-    if (answer instanceof Promise) void answer.then(write);
-    else write(answer);
+    whenAnswerable(() => {
+      const answer = hub.finishPost(token, action, body);
+      if (answer instanceof Promise) void answer.then(write);
+      else write(answer);
+    });
   });
+}
+
+function callNow(publish: () => void): void {
+  publish();
 }
