@@ -35,8 +35,11 @@ export interface ParserCallbacks {
 /** Options for {@link createParser}. */
 export interface ParserOptions {
   /**
-   * The most characters one event (its data buffer plus the line being read) may hold before it is
-   * discarded with an `EventTooLargeError`. Defaults to `Infinity` (no limit).
+   * The most UTF-16 code units one event may take before it is discarded with an
+   * `EventTooLargeError`: every line from the event's first `data` line on, whatever its field
+   * (field names, comments and line ends included, a line end counting 1), plus the line being
+   * read. A line before the first `data` line only counts on its own. This bounds the memory an
+   * event holds, not only its data: see the README's parser notes. Defaults to `Infinity` (no limit).
    */
   maxEventLength?: number | undefined;
   /**
@@ -68,6 +71,9 @@ const CR = 13;
 const COLON = 58;
 const SPACE = 32;
 const ALL_DIGITS = /^[0-9]+$/;
+// The fewest data lines an event gathers before its data string is made flat (see flattenData()):
+// far more than usual events have, so that they never pay for it.
+const MIN_FLATTEN_PIECES = 1024;
 // One options object for every streaming decode() call.
 const STREAM = { stream: true } as const;
 
@@ -127,6 +133,15 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
 
   let data = '';
   let hasData = false;
+  // [non-spec] What the event takes against the limit (see ParserOptions.maxEventLength): every
+  // line from its first data line on, in full, with 1 for its line end; 0 while it has no data.
+  // Field names and comments count because the memory they use is held too: V8 keeps a line's
+  // value as a slice of the whole chunk it came in (which a comment may fill), and every data line
+  // adds a node of about 32 bytes to the data string, which an empty `data:` line costs as well.
+  let size = 0;
+  // Data lines appended since the data string was last made flat (see appendData()).
+  let pieceCount = 0;
+  let flattenAt = MIN_FLATTEN_PIECES;
   let eventType = '';
   let lastEventIdBuffer = startId;
   let lastEventId = startId;
@@ -134,6 +149,7 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
   function dispatch(): void {
     // [spec] Set the last event ID string of the event source to the value of the last event ID buffer.
     lastEventId = lastEventIdBuffer;
+    size = 0;
     if (discarding) {
       discarding = false;
       data = '';
@@ -156,10 +172,10 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     onEvent(event);
   }
 
-  function processField(field: string, value: string): void {
+  function processField(field: string, value: string, lineLength: number): void {
     switch (field) {
       case 'data':
-        appendData(value);
+        appendData(value, lineLength);
         break;
       case 'event':
         // [spec] Set the event type buffer to the field value.
@@ -179,15 +195,34 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     }
   }
 
-  function appendData(value: string): void {
+  // Appends the value of a data line of `lineLength` characters, which the caller has already
+  // counted in `size` if the event had data before it.
+  function appendData(value: string, lineLength: number): void {
     // [spec] Append the field value to the data buffer, then append a single U+000A LINE FEED (LF)
     // character to the data buffer. (The LF goes in front of the next value instead, so there is
     // no trailing LF to remove at dispatch.)
-    if (hasData) data += `\n${value}`;
-    else {
+    if (hasData) {
+      data += `\n${value}`;
+      if (++pieceCount >= flattenAt) flattenData();
+    } else {
       data = value;
       hasData = true;
+      size = lineLength + 1;
+      pieceCount = 0;
+      flattenAt = MIN_FLATTEN_PIECES;
     }
+  }
+
+  // An event of many data lines: V8 holds `data` as a tree of every piece appended (about 32
+  // bytes a node, and each piece keeps the chunk it was cut from), several times what `size`
+  // counts. Making it one flat string from time to time releases all that; the next time comes
+  // after at least 1/64 as many pieces as the flat string has characters, so each character is
+  // copied a bounded number of times and the tree never outweighs the text by much.
+  function flattenData(): void {
+    // Converting a string to a number first makes it flat (the cheapest way JavaScript has).
+    Number(data);
+    pieceCount = 0;
+    flattenAt = Math.max(MIN_FLATTEN_PIECES, data.length >>> 6);
   }
 
   function setId(text: string, start: number, end: number): void {
@@ -207,13 +242,14 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     }
     if (discarding) return;
     const length = end - start;
-    // [non-spec] The size limit counts the data buffer plus the whole line, the same measure
-    // pushPending() applies to a line still arriving, so that where the chunks are cut does not
-    // change which events are discarded.
-    if (data.length + length > limit) {
+    // [non-spec] The size limit: the line, with its line end, must fit in what the event has left.
+    // pushPending() applies the same measure (less the line end) to a line still arriving, so that
+    // where the chunks are cut does not change which events are discarded.
+    if (size + length >= limit) {
       tooLarge();
       return;
     }
+    if (hasData) size += length + 1;
     // Fast paths for the usual `data:`, `id:` and `event:` lines, matched on their characters so
     // that no string is made for the field name. Each match first checks that the line is long
     // enough, so that no character is read past the end of the text: one such read would make V8
@@ -227,7 +263,7 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
         text.charCodeAt(start + 2) === 116 &&
         text.charCodeAt(start + 3) === 97
       ) {
-        appendData(valueOf(text, start + 5, end));
+        appendData(valueOf(text, start + 5, end), length);
         return;
       }
     } else if (first === 105) {
@@ -276,13 +312,14 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     // over a chunk of many colon-less lines that becomes quadratic.
     let colon = start + 1;
     while (colon < end && text.charCodeAt(colon) !== COLON) colon++;
-    processField(text.slice(start, colon), valueOf(text, colon + 1, end));
+    processField(text.slice(start, colon), valueOf(text, colon + 1, end), end - start);
   }
 
   function tooLarge(): void {
     discarding = true;
     data = '';
     hasData = false;
+    size = 0;
     onError?.(new EventTooLargeError(maxEventLength));
   }
 
@@ -343,8 +380,11 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       const length = end - position;
       // [spec] If the line is empty (a blank line): Dispatch the event.
       if (length === 0) dispatch();
-      else if (discarding || data.length + length > limit) processLine(text, position, end);
+      else if (discarding || size + length >= limit) processLine(text, position, end);
       else {
+        // The line fits: counted here, as processLine() would (the lines left to it below go to
+        // processOtherLine(), which does not count them again).
+        if (hasData) size += length + 1;
         const first = text.charCodeAt(position);
         // Each match first checks that the line is long enough, for the reason given in
         // processLine().
@@ -356,7 +396,7 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
           text.charCodeAt(position + 2) === 116 &&
           text.charCodeAt(position + 3) === 97
         ) {
-          appendData(valueOf(text, position + 5, end));
+          appendData(valueOf(text, position + 5, end), length);
         } else if (
           first === 105 &&
           length >= 3 &&
@@ -384,7 +424,7 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
         ) {
           // [spec] Set the event type buffer to the field value.
           eventType = valueOf(text, position + 6, end);
-        } else processLine(text, position, end);
+        } else processOtherLine(text, position, end);
       }
       position = end + 1;
       // The blank line that ends an event usually follows at once: no search for it.
@@ -438,7 +478,7 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       const rest = position === 0 ? text : text.slice(position);
       pendingLength += rest.length;
       pending.push(rest);
-      if (pendingLength + data.length <= limit) return;
+      if (size + pendingLength <= limit) return;
       tooLarge();
     }
     // While discarding, keep one placeholder character instead of the line: enough to know that the
@@ -463,6 +503,7 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     discarding = false;
     data = '';
     hasData = false;
+    size = 0;
     eventType = '';
     // [non-spec] The spec starts each stream with an empty last event ID buffer, which would let
     // the first event of a reconnection without an `id:` clear the last event ID. Like browsers and

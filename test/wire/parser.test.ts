@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { EventTooLargeError } from '../../src/errors.js';
 import { createParser, type ParsedEvent } from '../../src/wire/parser.js';
 import {
@@ -242,9 +244,34 @@ describe('parser size limits and volume', () => {
       errorCount: 1,
     },
     {
-      name: 'a line exactly at the limit is kept',
-      input: `data:${'x'.repeat(limit - 5)}\n\n`,
-      data: ['x'.repeat(limit - 5)],
+      name: 'a line that with its line end is exactly the limit is kept',
+      input: `data:${'x'.repeat(limit - 6)}\n\n`,
+      data: ['x'.repeat(limit - 6)],
+      errorCount: 0,
+    },
+    {
+      name: 'a line that with its line end is one past the limit discards its event',
+      input: `data:${'x'.repeat(limit - 5)}\n\ndata: ok\n\n`,
+      data: ['ok'],
+      errorCount: 1,
+    },
+    {
+      name: 'empty data lines count in full: field name and line end',
+      // 4 lines of 6 = 24 > 20, although the data would be 3 characters.
+      input: 'data:\ndata:\ndata\r\ndata:\n\ndata:\ndata:\ndata:\n\n',
+      data: ['\n\n'],
+      errorCount: 1,
+    },
+    {
+      name: 'once an event has data, comments and other fields count too',
+      input: `data: a\n:${'c'.repeat(4)}\nid: 1\n\ndata: a\n:${'c'.repeat(5)}\nid: 1\n\n`,
+      data: ['a'],
+      errorCount: 1,
+    },
+    {
+      name: 'lines before the first data line only count on their own',
+      input: `:${'c'.repeat(limit - 2)}\nevent: ${'e'.repeat(limit - 8)}\nid: 7\ndata: ${'d'.repeat(limit - 7)}\n\n`,
+      data: ['d'.repeat(limit - 7)],
       errorCount: 0,
     },
     {
@@ -302,6 +329,44 @@ describe('parser size limits and volume', () => {
     assert.equal(errors.length, 1);
     assert.deepEqual(events, [{ event: 'message', data: 'ok', id: '' }]);
   });
+
+  // What a stream that never ends its event makes the parser hold, measured on the heap after a
+  // full collection: a small multiple of maxEventLength (one byte per character here), not the 32
+  // bytes or more per data line, or the whole chunk per line, that the characters of data alone
+  // let through (616 MiB of RSS under the default 16 Mi limit).
+  const endless: Array<[string, string]> = [
+    ['empty data lines', 'data:\n'],
+    ['data lines of one character', 'data:x\n'],
+    [
+      'short data lines, each in a chunk filled by a comment',
+      `data: abcdefghijklm\n:${'p'.repeat(65000)}\n`,
+    ],
+  ];
+  for (const [name, unit] of endless) {
+    test(`an endless event of ${name} holds a small multiple of maxEventLength`, () => {
+      setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as () => void;
+      const maxEventLength = 4 * 1024 * 1024;
+      const errors: Error[] = [];
+      const parser = createParser(
+        { onEvent: () => assert.fail('no event ends'), onError: (error) => errors.push(error) },
+        { maxEventLength },
+      );
+      const chunk = toBytes(unit.repeat(Math.max(1, Math.floor(65536 / unit.length))));
+      gc();
+      const baseline = process.memoryUsage().heapUsed;
+      let peak = 0;
+      for (let fed = 0, i = 0; fed < 64 * 1024 * 1024; fed += chunk.length, i++) {
+        parser.feed(chunk);
+        if (i % 16 === 0) {
+          gc();
+          peak = Math.max(peak, process.memoryUsage().heapUsed - baseline);
+        }
+      }
+      assert.equal(errors.length, 1);
+      assert.ok(peak < 3 * maxEventLength, `held ${(peak / 1048576).toFixed(1)} MiB at most`);
+    });
+  }
 
   // The parser reads LF-only text in a loop of its own that matches the usual lines itself; other
   // line ends and lines split across chunks go through the general per-line code. Random streams

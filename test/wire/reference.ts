@@ -2,8 +2,8 @@
  * A plain, non-streaming statement of the WHATWG event stream interpretation, for tests to check
  * the streaming parser against: the whole stream is split into lines first, then each line is
  * processed as the spec says, in the spec's own terms (a data buffer with a trailing LF per value).
- * It adds the parser's two documented non-spec rules: the size limit (data so far plus the whole
- * current line) and a starting last event ID.
+ * It adds the parser's two documented non-spec rules: the size limit (every line from the event's
+ * first data line on, with 1 for each line end, plus the current line) and a starting last event ID.
  * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
  */
 import type { ParsedEvent } from '../../src/wire/parser.js';
@@ -40,6 +40,8 @@ export function interpret(stream: string, limit = Infinity): ReferenceResult {
   let eventType = '';
   let lastEventIdBuffer = '';
   let discarding = false;
+  // [non-spec] What the event takes against the limit; 0 while it has no data.
+  let size = 0;
   for (const line of lines) {
     if (line === '') {
       // [spec] Dispatch the event: set the last event ID string to the last event ID buffer...
@@ -55,16 +57,20 @@ export function interpret(stream: string, limit = Infinity): ReferenceResult {
       discarding = false;
       dataBuffer = '';
       eventType = '';
+      size = 0;
       continue;
     }
     if (discarding) continue;
-    // [non-spec] The limit: the data so far (without its last LF) plus the whole line.
-    if (Math.max(dataBuffer.length - 1, 0) + line.length > limit) {
+    // [non-spec] The limit: what the event takes so far plus the whole line and its line end.
+    if (size + line.length + 1 > limit) {
       discarding = true;
       dataBuffer = '';
+      size = 0;
       result.errors++;
       continue;
     }
+    // Every line counts once the event has data; the first data line starts the count.
+    if (dataBuffer !== '') size += line.length + 1;
     if (line.startsWith(':')) {
       result.comments.push(line.slice(1));
       continue;
@@ -74,8 +80,10 @@ export function interpret(stream: string, limit = Infinity): ReferenceResult {
     let value = colon === -1 ? '' : line.slice(colon + 1);
     if (value.startsWith(' ')) value = value.slice(1);
     if (field === 'event') eventType = value;
-    else if (field === 'data') dataBuffer += `${value}\n`;
-    else if (field === 'id' && !value.includes('\0')) lastEventIdBuffer = value;
+    else if (field === 'data') {
+      if (dataBuffer === '') size = line.length + 1;
+      dataBuffer += `${value}\n`;
+    } else if (field === 'id' && !value.includes('\0')) lastEventIdBuffer = value;
     else if (field === 'retry' && /^[0-9]+$/.test(value)) result.retries.push(Number(value));
   }
   return result;
