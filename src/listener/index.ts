@@ -23,4 +23,4 @@ export {
 } from './auth.js';
 export { parseTarget, normalizePrefix, type Route, type ParsedTarget } from './routes.js';
 export { RedisBroker, createRedisBroker, type RedisBrokerOptions } from './redis/broker.js';
-export { RedisUnavailableError } from './redis/errors.js';
+export { RedisNotAcknowledgedError, RedisUnavailableError } from './redis/errors.js';
