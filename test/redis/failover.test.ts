@@ -176,6 +176,10 @@ async function failover(t: TestContext, waitReplicas: number) {
   const received = new Set(streams.flatMap((s) => s.events.map((event) => event.id as string)));
   const neverReceived = accepted.filter((id) => !received.has(id));
 
+  for (const listener of listeners) {
+    const lines = listener.child.output.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, `the listener's stderr is its one line: ${lines.join('\n')}`);
+  }
   const stats = await Promise.all(listeners.map((listener) => statsOf(listener)));
   for (const s of stats) {
     assert.equal(s.redisMode, 'sentinel');

@@ -105,9 +105,9 @@ export function clientOptions(target: RedisTarget, settings: ConnectionSettings)
     // A server that turned into a replica (an old primary back after a failover) refuses writes
     // with READONLY: reconnect, which asks the Sentinels again. The command itself fails (503).
     reconnectOnError: (error: Error): boolean => error.message.startsWith('READONLY'),
-    // Also listen to the Sentinels' +switch-master: a primary that is still reachable but was
-    // replaced (a partition) is left at once rather than at the next error.
-    ...(isSentinel ? { failoverDetector: true, sentinelMaxConnections: 3 } : {}),
+    // Not ioredis's `failoverDetector`: its connections to the Sentinels have no error listener,
+    // so a Sentinel that goes away prints stack traces on stderr. A primary that was replaced but
+    // is still reachable (a partition) is left when it refuses writes (READONLY, above).
     connectionName: 'eventsource-listener',
   };
 }
