@@ -392,6 +392,9 @@ class SlowBroker implements Broker {
   finish(token: string) {
     return this.inner.finish(token);
   }
+  presence(token: string) {
+    return this.inner.presence(token);
+  }
   retry(token: string, ms: number) {
     return this.inner.retry(token, ms);
   }
@@ -716,3 +719,162 @@ for (const [name, options, input, nodeStatusLines, isAlike] of acknowledged) {
     },
   );
 }
+
+/**
+ * Writes each piece (waiting a little after each, so that each is a read of its own), then ends
+ * the connection (FIN), to a listener with and without the fast path; returns both sets of
+ * responses once the listener has closed the connection.
+ */
+async function compareEnded(
+  t: TestContext,
+  pieces: string[],
+  options: InternalListenerOptions = {},
+): Promise<{ fast: string[]; node: string[]; fastRequests: number }> {
+  const results: { responses: string[]; requests: number }[] = [];
+  for (const fastPath of [true, false]) {
+    const running = await start(t, { publishSecret: 's3cret', ...options, fastPath });
+    const client = await Client.connect(t, running.port);
+    for (const piece of pieces) {
+      client.socket.write(piece);
+      await sleep(20);
+    }
+    client.socket.end();
+    await Promise.race([
+      client.closed,
+      sleep(3000).then(() => assert.fail(`still open, got ${JSON.stringify(client.text)}`)),
+    ]);
+    results.push({ responses: client.responses, requests: running.nodeRequests });
+  }
+  const [fast, node] = results as [(typeof results)[0], (typeof results)[0]];
+  return { fast: fast.responses, node: node.responses, fastRequests: fast.requests };
+}
+
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
+// [name, pieces before the FIN, node:http's last response]
+const cutShort: [string, string[], string][] = [
+  ['part of a request line', ['POST /pi'], BAD_REQUEST],
+  ['a head without its end', [`POST /ping/a HTTP/1.1\r\n${AUTH}`], BAD_REQUEST],
+  [
+    'a body without its end',
+    [`POST /ping/a HTTP/1.1\r\n${AUTH}Content-Length: 9\r\n\r\nabc`],
+    BAD_REQUEST,
+  ],
+  [
+    'the body of a refused POST without its end',
+    [`POST /ping/a HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nabc`],
+    BAD_REQUEST,
+  ],
+  [
+    'a head after an answered POST',
+    [simplePost('/ping/a', 'x'), 'POST /ping/a HTTP/1.1\r\n'],
+    BAD_REQUEST,
+  ],
+  [
+    'a head in the same read as a POST',
+    [simplePost('/ping/a', 'x') + 'POST /ping/a HTTP/'],
+    BAD_REQUEST,
+  ],
+  ['nothing after an answered POST', [simplePost('/ping/a', 'x')], 'HTTP/1.1 404 '],
+];
+
+for (const [name, pieces, last] of cutShort) {
+  test(
+    `fast path: the client's FIN after ${name} is answered as node:http answers it`,
+    { timeout },
+    async (t) => {
+      const result = await compareEnded(t, pieces);
+      assert.ok(result.node.at(-1)?.startsWith(last), JSON.stringify(result.node));
+      assert.deepEqual(result.fast, result.node);
+      assert.equal(result.fastRequests, 0, 'the front read it all');
+    },
+  );
+}
+
+test(
+  'a POST head trickled into the front is closed at headersTimeout from its first byte',
+  { timeout },
+  async (t) => {
+    // The slowloris hold, once per connection: the front keeps node's headersTimeout for a head
+    // it reads. A POST head handed to node:http mid-way gets node's answer at once (a bare line
+    // end: 400; past the head limit: 431); a head handed over at its first bytes keeps its first
+    // deadline too (Front.watchHead, tested above with a PUT).
+    const running = await start(t, { keepAliveTimeoutMs: 200 });
+    (running.listener.server as http.Server).headersTimeout = 1500;
+    const client = await Client.connect(t, running.port);
+    const started = Date.now();
+    client.socket.write('POST /ping/slow HTTP/1.1\r\nHost: x\r\n');
+    const trickle = setInterval(() => client.socket.write('X-Slow: a\r\n'), 100);
+    t.after(() => clearInterval(trickle));
+    await Promise.race([
+      client.closed,
+      sleep(4000).then(() => assert.fail('still open 4 s after the first byte')),
+    ]);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 1450 && elapsed < 2500, `closed after ${elapsed} ms`);
+    assert.match(client.text, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+    assert.equal(running.nodeRequests, 0);
+  },
+);
+
+/** A simple POST whose head is exactly `size` bytes long (request line to the empty line). */
+function postWithHead(size: number, path = '/ping/sub', body = '"x"'): string {
+  const start = `POST ${path} HTTP/1.1\r\n${AUTH}Content-Length: ${body.length}\r\nX-Pad: `;
+  return `${start}${'p'.repeat(size - start.length - 4)}\r\n\r\n${body}`;
+}
+
+test(
+  "the front's head limit is node's: the server's maxHeaderSize when set",
+  { timeout },
+  async (t) => {
+    // [server.maxHeaderSize, head size, whether the front serves it]
+    const cases: [number, number, boolean][] = [
+      [32768, 20000, true],
+      [32768, 32768, true],
+      [1024, 1024, true],
+      [1024, 1025, false],
+      [1024, 2048, false],
+    ];
+    for (const [maxHeaderSize, size, isServed] of cases) {
+      const results = [];
+      for (const fastPath of [true, false]) {
+        const running = await start(t, {
+          eventClass: JSONEvent,
+          publishSecret: 's3cret',
+          fastPath,
+        });
+        // node reads it for each new connection; so does the front.
+        (running.listener.server as http.Server & { maxHeaderSize: number }).maxHeaderSize =
+          maxHeaderSize;
+        const client = await Client.connect(t, running.port);
+        client.socket.write(postWithHead(size));
+        results.push({ responses: await client.read(1), requests: running.nodeRequests });
+      }
+      const [fast, node] = results as [(typeof results)[0], (typeof results)[0]];
+      const what = `${size} bytes with maxHeaderSize ${maxHeaderSize}`;
+      assert.deepEqual(fast.responses, node.responses, what);
+      assert.equal(fast.requests, isServed ? 0 : node.requests, what);
+    }
+  },
+);
+
+test("the front's head limit follows node's --max-http-header-size", { timeout }, async (t) => {
+  // The front answers a simple POST before handing a malformed request after it (in the same
+  // write) to node:http, which alone would answer only 400: the first status line shows who
+  // read the POST with its 20 000-byte head.
+  const input = `${postWithHead(20000, '/ping/a', 'x').replace(AUTH, 'Host: x\r\n')}POST /ping/a HTTP/1.1\n\n`;
+  for (const [env, statusLines] of [
+    [{}, ['HTTP/1.1 431']],
+    [{ NODE_OPTIONS: '--max-http-header-size=32768' }, ['HTTP/1.1 404', 'HTTP/1.1 400']],
+  ] as const) {
+    const listener = await startListenerProcess([], env);
+    t.after(() => listener.stop());
+    const client = await Client.connect(t, listener.port);
+    client.socket.write(input);
+    await client.closed;
+    assert.deepEqual(
+      client.responses.map((r) => r.slice(0, 12)),
+      statusLines,
+      JSON.stringify(env),
+    );
+  }
+});

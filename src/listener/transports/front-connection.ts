@@ -9,12 +9,12 @@ import type { Answer, PostBody } from '../hub.js';
 import { parseTarget } from '../routes.js';
 import type { Front } from './front.js';
 
-/** Largest head (request line and headers, with their CRLFs) read here: node's default. */
-const MAX_HEAD = 16 * 1024;
 /** Most header lines read here; a head with more goes to node:http. */
 const MAX_FIELDS = 100;
 /** What node:http writes when a request takes too long to arrive. */
 export const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n';
+/** What node:http writes when the client's FIN cuts a request short (head or body). */
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
 /** Bytes a request may start with: `POST /`. */
 const POST_PREFIX = Buffer.from('POST /', 'latin1');
 
@@ -85,6 +85,11 @@ export class Connection {
   private remaining = 0;
   /** Made at the first POST with a body to read (most handed-off connections never have one). */
   private body: PostBody | undefined;
+  /**
+   * Largest head (request line and header lines, with their CRLFs) read here: node's header
+   * limit for this connection, taken when it opens as node does. A longer head goes to node:http.
+   */
+  private readonly maxHead: number;
 
   readonly socket: FrontSocket;
 
@@ -94,6 +99,7 @@ export class Connection {
   ) {
     this.socket = socket;
     this.socket[CONNECTION] = this;
+    this.maxHead = front.maxHeadBytes;
     socket.on('data', onData);
     socket.on('drain', onDrain);
     socket.on('end', onEnd);
@@ -186,10 +192,11 @@ export class Connection {
       return this.handOff(buf, pos, carried);
     }
     const end = source.indexOf('\r\n\r\n', Math.max(start, carried - 3), 'latin1');
-    if (end === -1 || end + 4 - start > MAX_HEAD) {
+    const maxHead = this.maxHead;
+    if (end === -1 || end + 4 - start > maxHead) {
       // Not complete (or too long): wait for more unless node:http should answer it already.
       const checkFrom = carried > 0 ? carried - 1 : start;
-      if (available > MAX_HEAD || hasBareLineEnd(source, checkFrom, start + available)) {
+      if (available > maxHead || hasBareLineEnd(source, checkFrom, start + available)) {
         return this.handOff(buf, pos, carried);
       }
       if (carried === 0) this.appendHead(buf, pos);
@@ -397,14 +404,19 @@ export class Connection {
   private endIfDone(): void {
     if (!this.isEnded || this.phase === WAITING || this.phase >= CLOSED) return;
     if (this.held !== undefined || this.isBlocked) return;
-    // A request cut short by the FIN can never be answered; node:http would not answer it either.
+    const isCutShort = this.phase !== IDLE;
     this.phase = CLOSED;
-    this.socket.end();
+    if (isCutShort) {
+      // A request cut short by the FIN (part of a head, or of a body) can never be served:
+      // node:http's parser fails at the end of input and answers 400, then closes. So here.
+      this.socket.write(BAD_REQUEST);
+      this.socket.destroySoon();
+    } else this.socket.end();
   }
 
   private appendHead(buf: Buffer, pos: number): void {
     const length = this.headLength;
-    const take = Math.min(buf.length - pos, MAX_HEAD + 4 - length);
+    const take = Math.min(buf.length - pos, this.maxHead + 4 - length);
     let head = this.head;
     if (head === undefined || head.length < length + take) {
       // Doubling from 1 KiB: a head that trickles in byte by byte is copied O(n) times in all.

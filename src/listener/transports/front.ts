@@ -9,7 +9,8 @@
  * The hand-off rule: the server's 'connection' listener is this front. It reads requests one at a
  * time and serves a request itself only when it is a *simple POST*: `POST <target> HTTP/1.1` to
  * an event route, CRLF line ends, token header names with no space before the colon, no
- * obs-fold, printable ASCII values, a head of at most 16 KiB and 100 header lines, exactly one
+ * obs-fold, printable ASCII values, a head within node's header size limit
+ * (`http.maxHeaderSize`, or the server's `maxHeaderSize`) and of 100 header lines, exactly one
  * `Host`, exactly one `Content-Length` of digits, no `Transfer-Encoding`, `Expect`, `Upgrade` or
  * `Proxy-Connection`, at most one `Connection` (`keep-alive` or `close`), `Authorization`, `Cookie`
  * and `Origin`. At the first
@@ -107,6 +108,15 @@ export class Front {
   }
   get requestMs(): number {
     return this.server.requestTimeout;
+  }
+  /**
+   * node's limit on a request head for a new connection: the server's `maxHeaderSize` option if
+   * set, else `http.maxHeaderSize` (16 KiB unless `--max-http-header-size` says otherwise).
+   */
+  get maxHeadBytes(): number {
+    // Set by node from the options of http.createServer(); not in @types/node's Server.
+    const own = (this.server as http.Server & { maxHeaderSize?: number }).maxHeaderSize;
+    return own !== undefined && own > 0 ? own : http.maxHeaderSize;
   }
 
   /**
