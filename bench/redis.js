@@ -8,6 +8,10 @@
 // as batching grows with the rate, so comparing it at different rates would flatter the faster
 // one), and the median publish -> receive latency at a low, paced rate.
 //
+// Issue 20 adds `--redis-wait-replicas 1` (the Redis server has one replica throughout, so every
+// Redis variant pays the same replication), and the median time to the POST's answer: with the
+// wait, the answer comes after the replica's confirmation while delivery does not wait for it.
+//
 // Usage: npm run build && node bench/redis.js [--quick]
 // Needs redis-server (REDIS_SERVER=/path overrides); starts its own on a free port.
 import { spawn, spawnSync } from 'node:child_process';
@@ -41,7 +45,7 @@ async function freePort() {
   return port;
 }
 
-async function startRedis() {
+async function startRedis(replicaOf) {
   const binary = process.env.REDIS_SERVER || 'redis-server';
   if (spawnSync(binary, ['--version']).status !== 0) {
     console.error('bench/redis.js: redis-server is not installed (apt-get install redis-server)');
@@ -62,6 +66,9 @@ async function startRedis() {
       'no',
       '--dir',
       dir,
+      '--repl-diskless-sync-delay',
+      '0',
+      ...(replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', String(replicaOf)]),
     ],
     { stdio: 'ignore' },
   );
@@ -77,6 +84,7 @@ async function startRedis() {
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   return {
+    port,
     url: `redis://127.0.0.1:${port}`,
     async stop() {
       child.kill('SIGTERM');
@@ -261,10 +269,14 @@ async function measure(name, args, kind) {
   }
   // Latency at a low, paced rate: one event at a time to the sampled readers' tokens.
   isSampling = true;
+  const answerMs = [];
   for (let i = 0; i < LATENCY_SAMPLES; i++) {
-    await post(agent, listener.url, tokens[i % 4], `t${performance.now()}`);
+    const sentAt = performance.now();
+    await post(agent, listener.url, tokens[i % 4], `t${sentAt}`);
+    answerMs.push(performance.now() - sentAt);
     await new Promise((resolve) => setTimeout(resolve, 3));
   }
+  answerMs.sort((x, y) => x - y);
   await new Promise((resolve) => setTimeout(resolve, 200));
   isSampling = false;
   for (const reader of readers) reader.close();
@@ -278,8 +290,20 @@ async function measure(name, args, kind) {
     machineBusy: 1 - (machine1.idle - machine0.idle) / Math.max(machine1.total - machine0.total, 1),
     cpuUsPerDelivery,
     p50Ms: latencies[Math.floor(latencies.length / 2)] ?? NaN,
+    answerP50Ms: answerMs[Math.floor(answerMs.length / 2)] ?? NaN,
     errors: [...errors].map(([status, n]) => `${n}x${status}`).join(' '),
   };
+}
+
+/** Waits until the primary on `port` reports its replica in sync. */
+async function waitForReplica(port) {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(port, '127.0.0.1');
+  for (let i = 0; i < 400; i++) {
+    if (/state=online/.test(await client.info('replication'))) break;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  client.disconnect();
 }
 
 /**
@@ -331,6 +355,8 @@ async function roundTrips(url) {
 }
 
 const redis = await startRedis();
+const replica = await startRedis(redis.port);
+await waitForReplica(redis.port);
 const results = [];
 let probe;
 try {
@@ -340,11 +366,19 @@ try {
     results.push(await measure('memory, 1 process', [], kind));
     results.push(await measure('redis, 1 process', ['--redis', redis.url], kind));
     results.push(
+      await measure(
+        'redis, wait-replicas 1',
+        ['--redis', redis.url, '--redis-wait-replicas', '1'],
+        kind,
+      ),
+    );
+    results.push(
       await measure('redis, --workers 2', ['--redis', redis.url, '--workers', '2'], kind),
     );
   }
   probe = await roundTrips(redis.url);
 } finally {
+  await replica.stop();
   await redis.stop();
 }
 
@@ -360,7 +394,7 @@ for (const kind of ['unicast', 'broadcast']) {
   if (rows.length === 0) continue;
   const rates = kind === 'unicast' ? UNICAST_RATES : BROADCAST_RATES;
   console.log(
-    `\n${pad('scenario', 10)} ${pad('listener', 20)} ${padLeft('deliveries/s', 13)} ${padLeft('busy %', 6)} ${rateColumns(kind)} ${padLeft('p50 ms', 7)} ${padLeft('+ms', 6)}  errors`,
+    `\n${pad('scenario', 10)} ${pad('listener', 22)} ${padLeft('deliveries/s', 13)} ${padLeft('busy %', 6)} ${rateColumns(kind)} ${padLeft('p50 ms', 7)} ${padLeft('+ms', 6)} ${padLeft('answer', 7)}  errors`,
   );
   const base = rows.find((r) => r.name.startsWith('memory'));
   for (const result of rows) {
@@ -370,7 +404,7 @@ for (const kind of ['unicast', 'broadcast']) {
       .join(' ');
     const addedMs = result.p50Ms - base.p50Ms;
     console.log(
-      `${pad(kind, 10)} ${pad(result.name, 20)} ${padLeft(Math.round(result.deliveriesPerSecond), 13)} ${padLeft((result.machineBusy * 100).toFixed(0), 6)} ${cpu} ${padLeft(result.p50Ms.toFixed(2), 7)} ${padLeft(addedMs.toFixed(2), 6)}  ${result.errors}`,
+      `${pad(kind, 10)} ${pad(result.name, 22)} ${padLeft(Math.round(result.deliveriesPerSecond), 13)} ${padLeft((result.machineBusy * 100).toFixed(0), 6)} ${cpu} ${padLeft(result.p50Ms.toFixed(2), 7)} ${padLeft(addedMs.toFixed(2), 6)} ${padLeft(result.answerP50Ms.toFixed(2), 7)}  ${result.errors}`,
     );
     if (result.name === 'redis, 1 process') {
       rates.forEach((rate, i) => {
@@ -381,6 +415,17 @@ for (const kind of ['unicast', 'broadcast']) {
       });
       verdicts.push(
         `${kind}: redis adds ${addedMs.toFixed(2)} ms to p50 latency (bar <= 1): ${addedMs <= 1 ? 'ok' : 'MISSED'}`,
+      );
+    }
+    if (result.name === 'redis, wait-replicas 1') {
+      const noWait = rows.find((r) => r.name === 'redis, 1 process');
+      const busy = rates.length - 1;
+      const cpuRatio = result.cpuUsPerDelivery[busy] / noWait.cpuUsPerDelivery[busy];
+      const addedAnswer = result.answerP50Ms - noWait.answerP50Ms;
+      const addedDelivery = result.p50Ms - noWait.p50Ms;
+      verdicts.push(
+        `${kind}: wait-replicas 1 adds ${addedAnswer.toFixed(2)} ms to the POST's p50 answer time (bar <= 1): ${addedAnswer <= 1 ? 'ok' : 'MISSED'}; ${addedDelivery.toFixed(2)} ms to p50 delivery latency`,
+        `${kind} @${rates[busy]} POSTs/s: wait-replicas 1 CPU/delivery ${cpuRatio.toFixed(2)}x wait-replicas 0 (bar <= 1.3): ${cpuRatio <= 1.3 ? 'ok' : 'MISSED'}`,
       );
     }
     if (result.name === 'redis, --workers 2') {
