@@ -14,6 +14,11 @@
 // Modes: connections, unicast, broadcast (servers); client (a stream read by a client library or
 // CLI); publish (sendRequest, eventsource-request --batch, a plain undici loop); parser.
 //
+// Given `jwtSecret` (unicast), it mints the grants a deployment would hand out, before measuring:
+// one JWT per stream, subscribe to its own token only, sent as `?access_token=` (what a browser's
+// EventSource can send), and one publish JWT for every POST, sent as `Authorization: Bearer` on
+// all publisher connections (a backend's one credential). Both expire in an hour.
+//
 // `transport` picks how connections and broadcast reach the server: `h1` (the default, cleartext
 // HTTP/1.1), `h1-tls` (HTTP/1.1 over TLS, one stream per connection) or `h2` (node:http2 client
 // sessions, `sessions` of them, stream i on session i mod sessions). Both TLS transports trust
@@ -403,6 +408,8 @@ class Publisher {
   constructor(target) {
     this.target = target;
     this.hostHeader = `${target.host}:${target.port}`;
+    this.authorization =
+      target.bearer === undefined ? '' : `Authorization: Bearer ${target.bearer}\r\n`;
     this.buffer = '';
     this.head = undefined;
     this.callback = undefined;
@@ -428,7 +435,7 @@ class Publisher {
   post(path, body, callback) {
     this.callback = callback;
     this.socket.write(
-      `POST ${path} HTTP/1.1\r\nHost: ${this.hostHeader}\r\n` +
+      `POST ${path} HTTP/1.1\r\nHost: ${this.hostHeader}\r\n${this.authorization}` +
         `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
   }
@@ -605,6 +612,20 @@ async function runConnections(p) {
   };
 }
 
+/**
+ * The JWTs of a unicast run with auth: `subscribe[i]` grants token `u<i>` alone, `publish` every
+ * token. HS256 with the listener's `--jwt-secret`, an hour's expiry.
+ */
+async function mintGrants(secret, tokens) {
+  const { signAccessToken } = await import('../dist/index.js');
+  const subscribe = [];
+  for (let i = 0; i < tokens; i++) {
+    subscribe.push(await signAccessToken({ subscribe: [`u${i}`], expiresIn: 3600 }, secret));
+  }
+  const publish = await signAccessToken({ publish: ['*'], expiresIn: 3600 }, secret);
+  return { subscribe, publish };
+}
+
 /** 1 subscriber per token; publishers POST as fast as answered, each owning a share of the tokens. */
 async function runUnicast(p) {
   const target = targetOf(p);
@@ -625,9 +646,15 @@ async function runUnicast(p) {
       if (isDone()) finish();
     }
   };
+  let streamQuery = () => '';
+  if (p.jwtSecret !== undefined) {
+    const grants = await mintGrants(p.jwtSecret, tokens);
+    target.bearer = grants.publish;
+    streamQuery = (i) => `?access_token=${grants.subscribe[i]}`;
+  }
   const subs = await openSubscribers(
     target,
-    Array.from({ length: tokens }, (_, i) => `${target.base}poll/u${i}`),
+    Array.from({ length: tokens }, (_, i) => `${target.base}poll/u${i}${streamQuery(i)}`),
     p.concurrency ?? 200,
     onEvent,
     () => checks.dropped++,
@@ -683,7 +710,15 @@ async function runUnicast(p) {
       latencyP99Ms: latency.p99,
       loadgenBusyPercent: ((own1 - own0) / (tEnd - t0)) * 100,
     },
-    info: { tokens, events, publishers, delivered, answered, latencyMaxMs: latency.max },
+    info: {
+      tokens,
+      events,
+      publishers,
+      delivered,
+      answered,
+      latencyMaxMs: latency.max,
+      ...(p.jwtSecret === undefined ? {} : { auth: 'JWT per stream, 1 shared publish JWT' }),
+    },
     checks,
   };
 }

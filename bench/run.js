@@ -7,6 +7,7 @@
 //   npm run bench -- --only unicast,broadcast  some scenarios only
 //   npm run bench -- --only h2                 HTTP/2 against HTTP/1.1 on the TLS listener
 //   npm run bench -- --servers raw,ours        some servers only
+//   npm run bench -- --only unicast --servers ours,ours-jwt   the listener without and with JWT auth
 //   npm run bench -- --cpu-prof DIR            Node servers run under `node --cpu-prof` (DIR/<server>/)
 //
 // Every server starts fresh for every scenario and repetition and is driven by bench/loadgen.js, a
@@ -15,8 +16,12 @@
 // figures are medians over the repetitions; each is also shown as a ratio to the scenario's
 // reference (the raw floor for servers). The table is Markdown, for BENCHMARKS.md. The h2 scenario
 // runs only our listener, with TLS (test/fixtures), reached over HTTP/2, HTTP/1.1 over TLS and
-// cleartext HTTP/1.1; `--servers` does not apply to it.
+// cleartext HTTP/1.1; `--servers` does not apply to it. `ours-jwt` (unicast only) is our listener
+// with `--jwt-secret`: every stream carries its own JWT in `?access_token=` (a subscribe grant for
+// its token, as a browser's would), every POST one publish JWT in `Authorization: Bearer`, shared
+// by all publisher connections (as a backend's would); see issue 16 and BENCHMARKS.md "JWT auth".
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -84,6 +89,7 @@ const [softFiles, hardFiles] = (tryExec('sh', ['-c', 'ulimit -Sn; ulimit -Hn']) 
 const SERVER_LABELS = {
   raw: 'raw floor (node:http)',
   ours: 'eventsource-listener',
+  'ours-jwt': 'eventsource-listener, JWT auth',
   'better-sse': 'better-sse',
   nchan: 'nginx + nchan',
 };
@@ -187,10 +193,14 @@ for (const name of selected) {
   }
 }
 const hasNchan = isNchanAvailable();
-let servers = ['raw', 'ours', 'better-sse', ...(hasNchan ? ['nchan'] : [])];
+let servers = ['raw', 'ours', 'ours-jwt', 'better-sse', ...(hasNchan ? ['nchan'] : [])];
 if (flags.servers !== undefined) {
   servers = flags.servers.split(',').filter((s) => servers.includes(s) || s === 'ours');
 }
+/** Scenarios that `ours-jwt` runs in: authorization costs per request, so unicast shows it. */
+const JWT_SCENARIOS = new Set(['unicast']);
+/** The HMAC secret of `ours-jwt`, fresh for every run (the load generator mints the JWTs). */
+const jwtSecret = randomBytes(32).toString('base64url');
 
 // More descriptors than connections are needed: raise the soft limit for the children when the
 // hard one allows, else open fewer connections and say so.
@@ -345,8 +355,9 @@ async function startServer(name, { multi = false, tls = false } = {}) {
     flags['cpu-prof'] !== undefined
       ? ['--cpu-prof', `--cpu-prof-dir=${join(flags['cpu-prof'], name)}`]
       : [];
+  const isJwt = name === 'ours-jwt';
   const script =
-    name === 'ours'
+    name === 'ours' || isJwt
       ? [
           'bin/eventsource-listener.js',
           '-H',
@@ -362,6 +373,8 @@ async function startServer(name, { multi = false, tls = false } = {}) {
       : [`bench/servers/${name}.js`, '-H', '127.0.0.1', '-P', '0'];
   const child = spawnPinned(0, [process.execPath, ...nodeFlags, ...script], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    // Through the environment rather than `--jwt-secret`, so it stays out of `ps`.
+    ...(isJwt ? { env: { ...process.env, EVENTSOURCE_JWT_SECRET: jwtSecret } } : {}),
   });
   const stderr = tail(child.stderr);
   const [, url] = await waitForLine(child, stderr, /listening on (\S+)/, 15000);
@@ -429,6 +442,7 @@ async function runServerScenario(name) {
   for (let rep = 0; rep < reps; rep++) {
     // Servers take turns within each repetition, so drift on this shared machine hits all alike.
     for (const server of servers) {
+      if (server === 'ours-jwt' && !JWT_SCENARIOS.has(name)) continue;
       await measure(name, server, rep, async () => {
         const started = await startServer(server, { multi: scenario.multi === true });
         try {
@@ -437,6 +451,7 @@ async function runServerScenario(name) {
             url: started.url,
             pids: started.pids,
             ...scenario.params,
+            ...(server === 'ours-jwt' ? { jwtSecret } : {}),
           });
         } finally {
           await started.stop();
@@ -733,6 +748,15 @@ function evaluateBars(summary) {
     get('unicast', 'raw', 'cpuPerDeliveryUs'),
     (r) => r <= 1.0,
     '≤ 1.00×',
+    'µs',
+  );
+  bar(
+    'unicast with JWT auth: server CPU per delivery ≤ 1.1 × without auth',
+    'unicast',
+    get('unicast', 'ours-jwt', 'cpuPerDeliveryUs'),
+    get('unicast', 'ours', 'cpuPerDeliveryUs'),
+    (r) => r <= 1.1,
+    '≤ 1.10×',
     'µs',
   );
   bar(
