@@ -5,9 +5,15 @@
  * options, timeouts, a maximum event size, backoff on passing server trouble, and an async iterator.
  * @see https://html.spec.whatwg.org/multipage/server-sent-events.html
  */
+import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import { debugClient as debug } from './debug.js';
-import { ContentTypeError, HttpStatusError, ReadTimeoutError } from './errors.js';
+import {
+  ContentEncodingError,
+  ContentTypeError,
+  HttpStatusError,
+  ReadTimeoutError,
+} from './errors.js';
 import { createParser, type ParsedEvent, type Parser } from './wire/parser.js';
 import { clampRetryMs } from './wire/retry.js';
 import {
@@ -31,7 +37,13 @@ import {
   type ResolvedClientOptions,
 } from './client/options.js';
 import { reconnectDelayMs } from './client/backoff.js';
-import { discardBody, isEventStream, readFailure, type Outcome } from './client/response.js';
+import {
+  decodeBody,
+  discardBody,
+  isEventStream,
+  readFailure,
+  type Outcome,
+} from './client/response.js';
 
 export { EventSourceErrorEvent, EventSourceMessageEvent };
 export type { ClientEvent, EventSourceClientOptions, EventSourceListener };
@@ -94,7 +106,7 @@ export class EventSourceClient extends EventTarget {
   readonly #messageListeners: MessageListeners = new Map();
   readonly #handlers = new Map<string, Handler>();
   #attempt: AbortController | undefined;
-  #body: Dispatcher.ResponseData['body'] | undefined;
+  #body: Readable | undefined;
   #isPaused = false;
   // Paused by the caller (pause()), as opposed to by a lagging async iterator.
   #isPausedByCaller = false;
@@ -463,13 +475,15 @@ export class EventSourceClient extends EventTarget {
         }
       } else {
         error = outcome.error;
-        // [non-spec] 500, 502, 503, 504, a dropped or silent connection, and (once a stream was
-        // open) an unreachable server are passing trouble; anything else fails the connection
-        // unless `keepReconnecting` is on.
+        // [non-spec] 500, 502, 503, 504, a dropped or silent connection (or one whose compressed
+        // body stopped decoding), and (once a stream was open) an unreachable server are passing
+        // trouble; anything else, a Content-Encoding the client does not decode among them, fails
+        // the connection unless `keepReconnecting` is on.
         const isPassing =
           outcome.isPassing ||
           (hasOpened &&
             !(error instanceof ContentTypeError) &&
+            !(error instanceof ContentEncodingError && error.cause === undefined) &&
             !(error instanceof HttpStatusError));
         if (!this.#options.reconnect || (!isPassing && !this.#options.keepReconnecting)) {
           // [spec] When a user agent is to fail the connection, the user agent must queue a task
@@ -528,10 +542,14 @@ export class EventSourceClient extends EventTarget {
       const failure = await readFailure(response, this.url);
       return this.#attempt === attempt ? failure : { kind: 'closed' };
     }
+    const body = decodeBody(response, this.url);
+    if (body instanceof ContentEncodingError) {
+      discardBody(response.body);
+      return { kind: 'failed', error: body, isPassing: false };
+    }
 
     // [spec] Otherwise, announce the connection: set the readyState attribute to OPEN and fire an
     // event named open.
-    const body = response.body;
     this.#readyState = OPEN;
     this.#body = body;
     this.#parser.reset();
@@ -570,7 +588,7 @@ export class EventSourceClient extends EventTarget {
   }
 
   // Feeds an open stream to the parser until it ends, fails, or stays silent for the read timeout.
-  #read(body: Dispatcher.ResponseData['body']): Promise<Outcome> {
+  #read(body: Readable): Promise<Outcome> {
     const parser = this.#parser;
     const readTimeoutMs = this.#options.readTimeoutMs;
     let lastByteAt = readTimeoutMs > 0 ? Date.now() : 0;

@@ -34,6 +34,32 @@ export class ContentTypeError extends Error {
   }
 }
 
+/**
+ * A stream came with a `Content-Encoding` the client does not decode (it decodes `gzip`, `deflate`
+ * and `br`), or its body could not be decoded.
+ */
+export class ContentEncodingError extends Error {
+  override readonly name = 'ContentEncodingError';
+  readonly code = 'ERR_EVENTSOURCE_CONTENT_ENCODING';
+  /**
+   * @param encoding The response's `Content-Encoding`, as sent.
+   * @param url The URL that answered.
+   * @param options `cause`: the decoder's error, when the body did not decode.
+   */
+  constructor(
+    readonly encoding: string,
+    readonly url: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      options?.cause instanceof Error
+        ? `the ${encoding} body could not be decoded: ${options.cause.message}`
+        : `the response's Content-Encoding "${encoding}" is not one the client decodes (gzip, deflate, br)`,
+      options,
+    );
+  }
+}
+
 /** An event grew past the configured maximum size before it was dispatched. */
 export class EventTooLargeError extends Error {
   override readonly name = 'EventTooLargeError';

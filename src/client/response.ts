@@ -1,13 +1,34 @@
 /**
- * What the client makes of a response that is not an event stream (a status, a wrong
- * Content-Type), and the small helpers for undici response bodies it shares with the client.
+ * What the client makes of a response: the body of an event stream, decoded if it came compressed,
+ * or the outcome of a response that is not one (a status, a wrong Content-Type); and the small
+ * helpers for response bodies it shares with the client.
  * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#sse-processing-model
  */
+import { PassThrough, type Readable, type Transform } from 'node:stream';
+import zlib from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import { debugClient as debug } from '../debug.js';
-import { ContentTypeError, HttpStatusError } from '../errors.js';
+import { ContentEncodingError, ContentTypeError, HttpStatusError } from '../errors.js';
 
 type ResponseBody = Dispatcher.ResponseData['body'];
+
+// Decoders that give out what they have after every chunk, and accept a stream cut short: an
+// event stream is never "complete", and an event must not wait in a decoder for the next one.
+const ZLIB_FLUSH = {
+  flush: zlib.constants.Z_SYNC_FLUSH,
+  finishFlush: zlib.constants.Z_SYNC_FLUSH,
+} as const;
+const BROTLI_FLUSH = {
+  flush: zlib.constants.BROTLI_OPERATION_FLUSH,
+  finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH,
+} as const;
+const DECODERS: Record<string, () => Transform> = {
+  gzip: () => zlib.createGunzip(ZLIB_FLUSH),
+  'x-gzip': () => zlib.createGunzip(ZLIB_FLUSH),
+  // RFC 9110's deflate: the zlib format (createUnzip() takes gzip in its place too, as browsers do).
+  deflate: () => zlib.createUnzip(ZLIB_FLUSH),
+  br: () => zlib.createBrotliDecompress(BROTLI_FLUSH),
+};
 
 /** How one connection attempt ended. */
 export type Outcome =
@@ -63,6 +84,60 @@ export async function readFailure(
   };
 }
 
+/**
+ * The body of an event stream as text bytes: the response body itself, or, for a `Content-Encoding`
+ * of `gzip`, `deflate` or `br` (or several, applied in order), a stream that decodes it chunk by
+ * chunk. Destroying the stream returned destroys the response body too; a body that does not
+ * decode makes it fail with a {@link ContentEncodingError}.
+ * @param response A response for which {@link isEventStream} is `true`.
+ * @param url The URL the client connected to, for error messages.
+ * @returns The stream to read, or the error for an encoding the client does not decode (the
+ *   response body is then left to the caller).
+ */
+export function decodeBody(
+  response: Dispatcher.ResponseData,
+  url: string,
+): Readable | ContentEncodingError {
+  const header = response.headers['content-encoding'];
+  if (header === undefined) return response.body;
+  const encoding = Array.isArray(header) ? header.join(', ') : header;
+  // [non-spec] The spec reads the body through fetch, which decodes it; undici's request() does
+  // not, so the client does here, as browsers would. A coding it cannot undo is an error: the
+  // stream would otherwise parse as nothing at all, with no word.
+  const decoders: Transform[] = [];
+  for (const coding of encoding.toLowerCase().split(',').reverse()) {
+    const name = coding.trim();
+    if (name === '' || name === 'identity') continue;
+    const create = DECODERS[name];
+    if (create === undefined) return new ContentEncodingError(encoding, url);
+    decoders.push(create());
+  }
+  const body = response.body;
+  if (decoders.length === 0) return body;
+  // The client reads a stream of its own, never a decoder: a decoder's error arrives there as a
+  // ContentEncodingError, and destroying it (close(), a read timeout) takes the rest down too.
+  const out = new PassThrough();
+  let source: Readable = body;
+  for (const decoder of decoders) {
+    source.pipe(decoder);
+    decoder.on('error', (error: Error) => {
+      out.destroy(new ContentEncodingError(encoding, url, { cause: error }));
+    });
+    source = decoder;
+  }
+  source.pipe(out);
+  body.on('error', (error: Error) => out.destroy(error));
+  // pipe() ends the decoders when the body ends; a body closed before its end must end them too.
+  body.on('close', () => {
+    if (!body.readableEnded) out.destroy();
+  });
+  out.on('close', () => {
+    for (const decoder of decoders) decoder.destroy();
+    discardBody(body);
+  });
+  return out;
+}
+
 function contentTypeOf(response: Dispatcher.ResponseData): string {
   return String(response.headers['content-type'] ?? '');
 }
@@ -76,7 +151,7 @@ function isEventStreamType(contentType: string): boolean {
  * it (we are the ones giving up), but without a listener it would crash the process.
  * @param body The body to drop.
  */
-export function discardBody(body: ResponseBody): void {
+export function discardBody(body: Readable): void {
   body.on('error', (error: Error) => debug('discarded body: %s', error.message));
   body.destroy();
 }
