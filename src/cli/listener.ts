@@ -3,6 +3,8 @@
  */
 import { Command, Option } from 'commander';
 import cluster from 'node:cluster';
+import { servePrimaryGather, workerGather } from './cluster.js';
+import type { ListenerStats } from '../listener/stats.js';
 import { readFileSync } from 'node:fs';
 import { enableDebug } from '../debug.js';
 import { flattenError } from '../errors.js';
@@ -52,7 +54,10 @@ interface ListenerFlags {
   jwtIssuer?: string;
   jwtAudience?: string;
   jwtCookie: string;
+  metrics?: boolean;
+  presenceToken?: string;
   maxConnections?: number;
+  maxMemory: number;
   demo?: boolean;
   redis?: string;
   redisWaitReplicas: number;
@@ -194,7 +199,28 @@ function buildCommand(io: CliIo): Command {
         .env(env('MAX_CONNECTIONS')),
     )
     .addOption(
+      new Option(
+        '--max-memory <bytes>',
+        'bytes for all history plus events waiting for slow readers: oldest history goes first, then POSTs get 503 (0 = no bound)',
+      )
+        .default(DEFAULTS.maxMemory, '256m')
+        .argParser(parseBytes)
+        .env(env('MAX_MEMORY')),
+    )
+    .addOption(
       new Option('--demo', 'serve a demo page at / to watch and send events').env(env('DEMO')),
+    )
+    .addOption(
+      new Option(
+        '--metrics',
+        'serve GET /metrics in the Prometheus text format (same access rule as /stats)',
+      ).env(env('METRICS')),
+    )
+    .addOption(
+      new Option(
+        '--presence-token <token>',
+        'publish a join or leave event {"token","subscribers"} to this token whenever a stream opens or closes',
+      ).env(env('PRESENCE_TOKEN')),
     )
     .addOption(
       new Option(
@@ -312,7 +338,12 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     return ExitCode.usage;
   }
   if (flags.workers !== undefined && cluster.isPrimary) {
-    return runPrimary(flags.workers, io, `${eventClass.name}${describeOptions(flags)}`);
+    return runPrimary(
+      flags.workers,
+      io,
+      `${eventClass.name}${describeOptions(flags)}`,
+      flags.metrics === true,
+    );
   }
   const mode = flags.multi ? 'multi' : flags.takeover ? 'takeover' : 'single';
   const brokerOptions = {
@@ -341,7 +372,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       `eventsource-listener: Redis is not reachable yet (${broker.stats().redisLastError || broker.status}); POSTs get 503 until it is\n`,
     );
   }
-  let listener;
+  let listener: ReturnType<typeof createListener> | undefined;
   try {
     listener = createListener({
       ...(broker === undefined ? brokerOptions : { broker }),
@@ -351,10 +382,17 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       reclaimBodies: true,
       maxBuffer: flags.maxBuffer,
       maxBody: flags.maxBody,
+      maxMemory: flags.maxMemory,
       prefix: flags.prefix,
       cors: flags.cors,
       publishSecret: flags.publishSecret,
       jwt,
+      metrics: flags.metrics,
+      // A worker's /metrics and /stats speak for every worker.
+      ...(cluster.isWorker
+        ? { gather: workerGather(() => listener?.stats() as ListenerStats) }
+        : {}),
+      presenceToken: flags.presenceToken,
       maxConnections: flags.maxConnections,
       demo: flags.demo,
       fastPath: flags.fastPath,
@@ -442,7 +480,10 @@ function describeOptions(flags: ListenerFlags): string {
   if (flags.cors !== undefined) parts.push(`cors ${flags.cors.join(' ')}`);
   if (flags.publishSecret !== undefined) parts.push('publish-secret set');
   if (flags.jwtSecret !== undefined || flags.jwtKey !== undefined) parts.push('JWT auth');
+  if (flags.metrics) parts.push('metrics at /metrics');
+  if (flags.presenceToken !== undefined) parts.push(`presence on ${flags.presenceToken}`);
   if (flags.maxConnections !== undefined) parts.push(`max-connections ${flags.maxConnections}`);
+  if (flags.maxMemory !== DEFAULTS.maxMemory) parts.push(`max-memory ${flags.maxMemory}`);
   if (flags.demo) parts.push(`demo page at ${normalizePrefix(flags.prefix)}/`);
   if (flags.redis !== undefined)
     parts.push(`redis ${flags.redis.replace(/\/\/[^@/]*@/, '//***@')}`);
@@ -460,7 +501,13 @@ function describeOptions(flags: ListenerFlags): string {
  * SIGINT/SIGTERM on and exits when they are done. A worker that dies is replaced.
  * @returns The exit code.
  */
-async function runPrimary(count: number, io: CliIo, description: string): Promise<number> {
+async function runPrimary(
+  count: number,
+  io: CliIo,
+  description: string,
+  hasMetrics: boolean,
+): Promise<number> {
+  servePrimaryGather(hasMetrics);
   let isStopping = false;
   let url: string | undefined;
   const listening = new Set<number>();

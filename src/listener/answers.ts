@@ -65,9 +65,21 @@ export class Answers {
     body: 'Too many connections',
     headers: ['Retry-After', '5'],
   };
+  /** An event that would take what waits for slow subscribers past `maxMemory`. */
+  readonly memoryFull: Answer = {
+    status: 503,
+    body: 'Too much waiting for slow subscribers',
+    headers: ['Retry-After', '5'],
+  };
   readonly notFound: Answer = { status: 404, body: 'Not found' };
   readonly forbidden: Answer = { status: 403, body: 'Forbidden' };
   readonly badToken: Answer = { status: 400, body: 'Bad token encoding' };
+
+  /**
+   * Told the status of every refusal (4xx, 5xx) as a transport writes it: every complete answer
+   * goes through {@link headersFor}, so the metrics count them here, once.
+   */
+  onRefusal: ((status: number) => void) | undefined = undefined;
 
   constructor(options: ResolvedListenerOptions) {
     this.corsOrigins = options.corsOrigins;
@@ -113,6 +125,7 @@ export class Answers {
    */
   headersFor(answer: Answer, origin: string | undefined): string[] {
     const { status, body } = answer;
+    if (status >= 400) this.onRefusal?.(status);
     const headers =
       status === 204
         ? []

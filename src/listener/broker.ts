@@ -35,6 +35,16 @@ export interface BrokerStats {
   [key: string]: number | string | boolean;
 }
 
+/** Whether a token is connected now (`GET /stats/<token>`). */
+export interface Presence {
+  token: string;
+  /** Live streams of the token (in every process, for a shared broker). */
+  subscribers: number;
+  connected: boolean;
+  /** The id of the token's last event, or null (no event yet, or a class without ids). */
+  lastEventId: string | null;
+}
+
 /** The options every broker takes. */
 export interface BrokerOptions {
   /** `single` (423 for a second subscriber), `multi` or `takeover`. Defaults to `single`. */
@@ -68,6 +78,8 @@ export interface Broker {
   retry(token: string, ms: number): PublishOutcome | Promise<PublishOutcome>;
   /** Counters for `/stats`. */
   stats(): BrokerStats;
+  /** Whether `token` is connected, and its last event id. */
+  presence(token: string): Presence | Promise<Presence>;
   /** Ends every stream and stops timers. */
   close(): Promise<void>;
 }

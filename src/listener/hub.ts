@@ -20,8 +20,9 @@ import { Chunk } from './chunk.js';
 import { renderDemoPage } from './demo.js';
 import { MemoryBroker } from './memory-broker.js';
 import type { ResolvedListenerOptions } from './options.js';
-import { BodyAssembler, BodyReclaimer, garbageCollector } from './reclaim.js';
+import { BodyAssembler, BodyReclaimer, LARGE_BODY, garbageCollector } from './reclaim.js';
 import { parseTarget } from './routes.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import { collectStats, type ListenerStats } from './stats.js';
 import type { Subscriber, SubscriberContext } from './subscriber.js';
 
@@ -73,11 +74,21 @@ export class PostBody {
   first: Buffer | undefined = undefined;
   rest: Buffer[] | undefined = undefined;
   size = 0;
+  /** When the first piece arrived (`performance.now()`), when timed; 0 before. */
+  startedAt = 0;
 
-  constructor(private readonly maxBody: number) {}
+  /**
+   * @param maxBody The largest body kept.
+   * @param isTimed Whether to note when the first piece arrives (for the metrics).
+   */
+  constructor(
+    private readonly maxBody: number,
+    private readonly isTimed = false,
+  ) {}
 
   /** Takes a piece (kept as is, not copied) unless the body is already over the limit. */
   add(piece: Buffer): void {
+    if (this.isTimed && this.size === 0) this.startedAt = performance.now();
     this.size += piece.length;
     if (this.size > this.maxBody) return;
     if (this.first === undefined) this.first = piece;
@@ -96,6 +107,7 @@ export class PostBody {
   reset(): void {
     this.first = this.rest = undefined;
     this.size = 0;
+    this.startedAt = 0;
   }
 }
 
@@ -118,13 +130,15 @@ export class Hub {
   private readonly startedAt = Date.now();
   private readonly rootAnswer: Answer;
   private readonly authorize: Authorize | undefined;
+  /** The Prometheus metrics, when they are on. */
+  readonly metrics: Metrics | undefined;
   /** Streams whose access grant expires, and when (ms since the epoch). */
   private readonly expiring = new Map<Subscriber, number>();
   private expiryTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ResolvedListenerOptions) {
     this.options = options;
-    this.broker = options.broker ?? new MemoryBroker(options.brokerOptions);
+    this.broker = options.broker ?? this.makeMemoryBroker();
     this.answers = new Answers(options);
     this.actions = new Set(options.eventClass.ACTIONS);
     // The collector is looked up at the first collection: most listeners never see a large body.
@@ -137,8 +151,24 @@ export class Hub {
       corkSingleWrites: false,
       delivered: 0,
       dropped: 0,
+      queuedBytes: 0,
+      refusedForMemory: 0,
       cutOff: 0,
+      replayed: 0,
+      expired: 0,
+      takenOver: 0,
+      onLeave: undefined,
     };
+    if (options.metrics) {
+      const metrics = createMetrics(this.context, this.broker, options.gather !== undefined);
+      this.metrics = metrics;
+      this.answers.onRefusal = (status) => metrics.countAnswer(status);
+    }
+    const presenceToken = options.presenceToken;
+    if (presenceToken !== undefined) {
+      this.context.onLeave = (subscriber) =>
+        this.announce(presenceToken, 'leave', subscriber.token);
+    }
     // One shared timer for every stream, ticking KEEPALIVE_TICKS times per interval: a stream gets
     // a comment at the tick that ends the interval it has been silent for. Ticking once per interval
     // would let a stream written to just after a tick stay silent for almost two intervals.
@@ -202,6 +232,15 @@ export class Hub {
         return this.decideStream(token, resumeFrom, head.origin, access);
       }
     } else if (method === 'GET') {
+      if (route.kind === 'metrics' || route.kind === 'presence') {
+        if (route.kind === 'metrics' && this.metrics === undefined)
+          return answer(this.answers.notFound);
+        const access = this.checkAccess('admin', undefined, undefined, head);
+        const token = route.kind === 'presence' ? route.token : undefined;
+        if (access instanceof Promise)
+          return access.then((found) => this.operatorAnswer(found, token));
+        return this.operatorAnswer(access, token);
+      }
       if (route.kind === 'stats') {
         const access = this.checkAccess('admin', undefined, undefined, head);
         if (access instanceof Promise) return access.then((found) => this.statsDecision(found));
@@ -244,6 +283,9 @@ export class Hub {
     if (typeof access === 'object') return access;
     if (!this.actions.has(action)) return this.answers.unknownAction;
     if (declaredLength > this.options.maxBody) return this.answers.tooLarge;
+    if (declaredLength >= LARGE_BODY && this.isOverMemory(declaredLength)) {
+      return this.answers.memoryFull;
+    }
     return undefined;
   }
 
@@ -295,9 +337,30 @@ export class Hub {
     return { status: decision.status, body: decision.message, headers: decision.headers };
   }
 
-  private statsDecision(access: Access): Decision {
+  /** `/metrics` (no token) or `/stats/<token>`, once access was checked. */
+  private async operatorAnswer(access: Access, token: string | undefined): Promise<Decision> {
     if (typeof access === 'object') return answer(access);
-    return answer({ status: 200, body: JSON.stringify(this.stats()) });
+    try {
+      if (token !== undefined) {
+        return answer({ status: 200, body: JSON.stringify(await this.broker.presence(token)) });
+      }
+      const metrics = this.metrics as Metrics;
+      const gather = this.options.gather;
+      const body = gather === undefined ? (await metrics.scrape()).body : await gather.metrics();
+      return answer({ status: 200, body, contentType: metrics.registry.contentType });
+    } catch (error) {
+      return answer(this.answers.error(token === undefined ? 'metrics' : 'presence', error));
+    }
+  }
+
+  private statsDecision(access: Access): Decision | Promise<Decision> {
+    if (typeof access === 'object') return answer(access);
+    const gather = this.options.gather;
+    if (gather === undefined) return answer({ status: 200, body: JSON.stringify(this.stats()) });
+    return gather.stats().then(
+      (stats) => answer({ status: 200, body: JSON.stringify(stats) }),
+      (error: unknown) => answer(this.answers.error('stats', error)),
+    );
   }
 
   /**
@@ -307,13 +370,37 @@ export class Hub {
    * forgotten (reset) before this returns.
    */
   finishPost(token: string, action: string, body: PostBody): Answer | Promise<Answer> {
-    const { first, rest, size } = body;
+    const { first, rest, size, startedAt } = body;
     body.reset();
+    const metrics = this.metrics;
+    if (metrics !== undefined) {
+      const answered = this.finishBody(token, action, first, rest, size);
+      const began = startedAt === 0 ? performance.now() : startedAt;
+      if (answered instanceof Promise) {
+        return answered.then((result) => {
+          metrics.observePublish(began);
+          return result;
+        });
+      }
+      metrics.observePublish(began);
+      return answered;
+    }
+    return this.finishBody(token, action, first, rest, size);
+  }
+
+  private finishBody(
+    token: string,
+    action: string,
+    first: Buffer | undefined,
+    rest: Buffer[] | undefined,
+    size: number,
+  ): Answer | Promise<Answer> {
     try {
       if (size > this.options.maxBody) return this.answers.tooLarge;
       // Once closing, the streams are ending and the process is about to exit: an event kept for
       // replay now would be lost with it, so it is neither delivered nor kept, and says so.
       if (this.isClosing) return this.answers.shuttingDown;
+      if (this.isOverMemory(size)) return this.answers.memoryFull;
       const text =
         rest !== undefined
           ? this.assembler.decode(rest, size)
@@ -327,9 +414,33 @@ export class Hub {
     }
   }
 
+  /**
+   * Whether an event of `size` bytes would take what waits for slow subscribers past `maxMemory`:
+   * the history can make room for it, the queues cannot.
+   */
+  private isOverMemory(size: number): boolean {
+    if (this.context.queuedBytes + size <= this.options.maxMemory) return false;
+    this.context.refusedForMemory++;
+    return true;
+  }
+
+  /**
+   * The in-memory broker, bounded by `maxMemory` together with the subscribers' queues; the history
+   * of a token whose grace ended is collected at once when the listener reclaims memory.
+   */
+  private makeMemoryBroker(): MemoryBroker {
+    const broker = new MemoryBroker({
+      ...this.options.brokerOptions,
+      maxMemory: this.options.maxMemory === Infinity ? 0 : this.options.maxMemory,
+    });
+    broker.waitingBytes = () => this.context.queuedBytes;
+    broker.onHistoryReleased = (bytes) => this.reclaimer?.released(bytes);
+    return broker;
+  }
+
   /** A new, empty POST body for a transport to fill. */
   newBody(): PostBody {
-    return new PostBody(this.options.maxBody);
+    return new PostBody(this.options.maxBody, this.metrics !== undefined);
   }
 
   /** Publishes a complete POST body and says what to answer (see {@link finishPost}). */
@@ -342,9 +453,19 @@ export class Hub {
     }
     if (outcome instanceof Promise) {
       return outcome.then(
-        (result) => this.answers.outcome(token, action, result),
+        (result) => this.outcomeAnswer(token, action, result),
         (error: unknown) => this.answers.error(`POST ${action}/${token}`, error),
       );
+    }
+    return this.outcomeAnswer(token, action, outcome);
+  }
+
+  /** The answer to an accepted POST, counted when metrics are on (events, not close or retry). */
+  private outcomeAnswer(token: string, action: string, outcome: PublishOutcome): Answer {
+    const metrics = this.metrics;
+    if (metrics !== undefined && outcome.status !== 404) {
+      const { FINISH, RETRY } = this.options.eventClass;
+      if (action !== FINISH && action !== RETRY) metrics.countEvent();
     }
     return this.answers.outcome(token, action, outcome);
   }
@@ -413,6 +534,10 @@ export class Hub {
         return;
       }
       debug('subscribed to %s%s', token, lastEventId === undefined ? '' : ` after ${lastEventId}`);
+      const presenceToken = this.options.presenceToken;
+      if (presenceToken !== undefined && !subscriber.isClosed) {
+        this.announce(presenceToken, 'join', token);
+      }
       if (expiresAt !== undefined && !subscriber.isClosed) this.endAt(subscriber, expiresAt);
     };
     const fail = (error: unknown): void => {
@@ -430,6 +555,30 @@ export class Hub {
 
   private refuse(subscriber: Subscriber, answer: Answer, origin: string | undefined): void {
     subscriber.refuse(answer, this.answers.headersFor(answer, origin));
+  }
+
+  /**
+   * Publishes a `join` or `leave` of `token` to the presence token, with the token's subscriber
+   * count after the change. Nothing is said about the presence token itself.
+   */
+  private announce(presenceToken: string, what: 'join' | 'leave', token: string): void {
+    if (token === presenceToken) return;
+    const publish = (subscribers: number): unknown => {
+      const data = JSON.stringify({ token, subscribers });
+      return this.broker.publish(new this.options.eventClass(presenceToken, what, data));
+    };
+    const fail = (error: unknown): void =>
+      debug('announcing %s of %s failed: %s', what, token, flattenError(error));
+    try {
+      const presence = this.broker.presence(token);
+      const published =
+        presence instanceof Promise
+          ? presence.then((found) => publish(found.subscribers))
+          : publish(presence.subscribers);
+      if (published instanceof Promise) published.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
   }
 
   /** The counters of `GET /stats`. */
@@ -453,6 +602,7 @@ export class Hub {
       else if (now >= expiresAt) {
         debug('the grant of a stream of %s expired: ending it', subscriber.token);
         this.expiring.delete(subscriber);
+        this.context.expired++;
         subscriber.end();
       }
     }
@@ -468,6 +618,7 @@ export class Hub {
     this.isClosing = true;
     if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
     if (this.expiryTimer !== undefined) clearInterval(this.expiryTimer);
+    this.reclaimer?.stop();
     await this.broker.close();
     for (const subscriber of this.context.streams) subscriber.end();
   }

@@ -11,7 +11,7 @@
  */
 import { PublishError } from '../errors.js';
 import type { EventClass } from '../events.js';
-import type { PublishOutcome } from './broker.js';
+import type { Presence, PublishOutcome } from './broker.js';
 import { Hub } from './hub.js';
 import { resolveListenerOptions, type ListenerOptions } from './options.js';
 import { ServerRunner, type ListenerServer } from './server.js';
@@ -67,6 +67,13 @@ export interface Listener {
   close(): Promise<void>;
   /** The counters of `GET /stats`. */
   stats(): ListenerStats;
+  /**
+   * Whether a token is connected now (in every process, with a shared broker), as
+   * `GET /stats/<token>` says.
+   */
+  presence(token: string): Promise<Presence>;
+  /** The Prometheus scrape of `GET /metrics`; rejects when `metrics` is off. */
+  metrics(): Promise<string>;
 }
 
 /**
@@ -118,5 +125,10 @@ export function createListener(options: ListenerOptions = {}): Listener {
     listen,
     close,
     stats: () => hub.stats(),
+    presence: async (token) => hub.broker.presence(token),
+    metrics: async () => {
+      if (hub.metrics === undefined) throw new Error('metrics are off: pass `metrics: true`');
+      return (await hub.metrics.scrape()).body;
+    },
   };
 }

@@ -7,6 +7,7 @@ import { assertFieldValue } from '../wire/encoder.js';
 import { checkJwtOptions, createJwtAuthorizer, type Authorize, type JwtOptions } from './auth.js';
 import type { Broker, BrokerOptions, StreamMode } from './broker.js';
 import { normalizePrefix } from './routes.js';
+import type { ListenerStats } from './stats.js';
 
 /** Options for `createListener()`. */
 export interface ListenerOptions extends BrokerOptions {
@@ -39,8 +40,33 @@ export interface ListenerOptions extends BrokerOptions {
   authorize?: Authorize | undefined;
   /** Open streams allowed at once; past it, `503` with `Retry-After`. Defaults to no limit. */
   maxConnections?: number | undefined;
+  /**
+   * Bytes the listener may hold for events: the in-memory broker's history of every token together,
+   * plus the events waiting in the queues of slow subscribers. Past it, the oldest history of any
+   * token goes first (a replay from there gets the gap signal); a POST that would take the events
+   * waiting for subscribers past it gets `503` with `Retry-After`. Each kept event counts its
+   * encoded bytes plus 256 for its bookkeeping. With another broker (Redis) the history lives there,
+   * bounded by that server's own settings, and only the waiting events count. `0` for no bound.
+   * Defaults to 256 MiB.
+   */
+  maxMemory?: number | undefined;
   /** Serves a small demo page at `/`. Defaults to false. */
   demo?: boolean | undefined;
+  /**
+   * Serves `GET /metrics` in the Prometheus text format (prom-client), with the same access rule
+   * as `/stats`. Defaults to false.
+   */
+  metrics?: boolean | undefined;
+  /**
+   * Announces every stream that opens or closes (on any other token) as a `join` or `leave` event,
+   * `{"token","subscribers"}`, published to this token. Defaults to none.
+   */
+  presenceToken?: string | undefined;
+  /**
+   * Under `--workers`, where `/metrics` and `/stats` are gathered from every worker.
+   * @internal
+   */
+  gather?: ClusterGather | undefined;
   /**
    * A broker to use instead of the in-memory one (for example a Redis broker). The broker options
    * (`mode`, `history`, `historyBytes`, `graceMs`, `gapEvent`) then belong to that broker: giving
@@ -73,6 +99,15 @@ export interface ListenerOptions extends BrokerOptions {
   fastPath?: boolean | undefined;
 }
 
+/**
+ * How a worker of `--workers` gets the whole listener's `/metrics` and `/stats` (the CLI makes it).
+ * @internal
+ */
+export interface ClusterGather {
+  metrics(): Promise<string>;
+  stats(): Promise<ListenerStats>;
+}
+
 /** The defaults of every listener and broker option with one. */
 export const DEFAULTS = {
   keepaliveMs: 15000,
@@ -82,6 +117,7 @@ export const DEFAULTS = {
   history: 1000,
   historyBytes: 8 * 1024 * 1024,
   graceMs: 60000,
+  maxMemory: 256 * 1024 * 1024,
 } as const;
 
 /** Broker options with their defaults applied and checked. */
@@ -101,6 +137,8 @@ export interface ResolvedListenerOptions {
   readonly maxBody: number;
   /** Infinity when there is no limit. */
   readonly maxConnections: number;
+  /** Infinity when there is no bound. */
+  readonly maxMemory: number;
   /** Normalised: `/p`, or `''` for none. */
   readonly prefix: string;
   readonly corsOrigins: readonly string[];
@@ -108,6 +146,9 @@ export interface ResolvedListenerOptions {
   /** The hook that authorizes requests: `authorize`, or the one made from `jwt`. */
   readonly authorize: Authorize | undefined;
   readonly demo: boolean;
+  readonly metrics: boolean;
+  readonly presenceToken: string | undefined;
+  readonly gather: ClusterGather | undefined;
   readonly reclaimBodies: boolean;
   readonly tls: ListenerOptions['tls'];
   readonly http2: boolean;
@@ -179,11 +220,15 @@ export function resolveListenerOptions(options: ListenerOptions = {}): ResolvedL
     maxBuffer: checkInteger('maxBuffer', options.maxBuffer ?? DEFAULTS.maxBuffer, 0, 'bytes'),
     maxBody: checkInteger('maxBody', options.maxBody ?? DEFAULTS.maxBody, 0, 'bytes'),
     maxConnections,
+    maxMemory: resolveMaxMemory(options.maxMemory),
     prefix: normalizePrefix(options.prefix),
     corsOrigins: options.cors === undefined ? [] : [options.cors].flat(),
     publishSecret: options.publishSecret,
     authorize: options.jwt === undefined ? options.authorize : createJwtAuthorizer(options.jwt),
     demo: options.demo === true,
+    metrics: options.metrics === true,
+    presenceToken: options.presenceToken === '' ? undefined : options.presenceToken,
+    gather: options.gather,
     reclaimBodies: options.reclaimBodies === true,
     tls: options.tls,
     http2: options.http2 !== false,
@@ -191,6 +236,16 @@ export function resolveListenerOptions(options: ListenerOptions = {}): ResolvedL
     broker: options.broker,
     brokerOptions: resolveBrokerOptions(options.broker === undefined ? options : {}),
   };
+}
+
+/**
+ * Applies the default to `maxMemory` and checks it.
+ * @returns The bound in bytes, Infinity for none (`0`).
+ * @throws RangeError naming the option and the value received.
+ */
+export function resolveMaxMemory(value: number | undefined): number {
+  const bytes = checkInteger('maxMemory', value ?? DEFAULTS.maxMemory, 0, 'bytes');
+  return bytes === 0 ? Infinity : bytes;
 }
 
 /**

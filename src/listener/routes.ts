@@ -8,6 +8,10 @@ export type Route =
   | { kind: 'event'; action: string; token: string }
   | { kind: 'root' }
   | { kind: 'stats' }
+  /** `/stats/<token>`: whether a token is connected. */
+  | { kind: 'presence'; token: string }
+  /** `/metrics`: the Prometheus scrape. */
+  | { kind: 'metrics' }
   | { kind: 'bad-token' }
   | { kind: 'none' };
 
@@ -21,6 +25,7 @@ export interface ParsedTarget {
 const NONE: Route = { kind: 'none' };
 const ROOT: Route = { kind: 'root' };
 const STATS: Route = { kind: 'stats' };
+const METRICS: Route = { kind: 'metrics' };
 const BAD_TOKEN: Route = { kind: 'bad-token' };
 
 /**
@@ -57,6 +62,7 @@ export function parseTarget(url: string, prefix: string): ParsedTarget {
 function parsePath(path: string): Route {
   if (path === '/') return ROOT;
   if (path === '/stats') return STATS;
+  if (path === '/metrics') return METRICS;
   // Exactly two non-empty segments: /<action>/<token>
   const slash = path.indexOf('/', 1);
   if (path.charCodeAt(0) !== 47 || slash === -1 || slash === 1) return NONE;
@@ -72,7 +78,7 @@ function parsePath(path: string): Route {
       return BAD_TOKEN;
     }
   }
-  return { kind: 'event', action, token };
+  return action === 'stats' ? { kind: 'presence', token } : { kind: 'event', action, token };
 }
 
 function queryLastEventId(query: string): string | undefined {

@@ -27,7 +27,19 @@ export interface SubscriberContext {
   corkSingleWrites: boolean;
   delivered: number;
   dropped: number;
+  /** Bytes waiting in every subscriber's queue (not yet handed to a sink), for `maxMemory`. */
+  queuedBytes: number;
+  /** POSTs refused with `503` because of `maxMemory`. */
+  refusedForMemory: number;
   cutOff: number;
+  /** Events written as replay (after a Last-Event-ID, or kept while nobody was connected). */
+  replayed: number;
+  /** Streams ended because their access grant expired. */
+  expired: number;
+  /** Streams replaced by a newer subscriber (`takeover`). */
+  takenOver: number;
+  /** Told when an opened stream closes, after its broker let go of it (presence). */
+  onLeave: ((subscriber: Subscriber) => void) | undefined;
 }
 
 /**
@@ -81,8 +93,10 @@ export abstract class Subscriber {
     // A replay comes from the token's history, which holds those bytes anyway: it may queue past the
     // limit. The limit applies to what is already waiting, so one event larger than the limit still
     // goes to a reader that keeps up.
-    if (isReplay) this.allowance += chunk.size;
-    else if (this.queue === undefined)
+    if (isReplay) {
+      this.allowance += chunk.size;
+      if (chunk.seq !== 0) this.context.replayed++;
+    } else if (this.queue === undefined)
       this.allowance = 0; // Nothing waits: no replay to allow for.
     else if (
       this.queuedBytes + this.sinkBufferedBytes() >
@@ -95,6 +109,7 @@ export abstract class Subscriber {
     if (this.queue !== undefined) {
       this.queue.push(chunk);
       this.queuedBytes += chunk.size;
+      this.context.queuedBytes += chunk.size;
       return true;
     }
     // Only events count (seq 0 marks keepalive comments, `retry:` lines and gap signals).
@@ -114,6 +129,7 @@ export abstract class Subscriber {
     while (index < queue.length) {
       const chunk = queue[index++] as Chunk;
       this.queuedBytes -= chunk.size;
+      this.context.queuedBytes -= chunk.size;
       if (chunk.seq !== 0) this.context.delivered++;
       if (!this.send(chunk)) break;
     }
@@ -147,6 +163,7 @@ export abstract class Subscriber {
   detach(): Chunk[] {
     const queue = this.queue ?? [];
     this.queue = undefined;
+    this.context.queuedBytes -= this.queuedBytes;
     this.queuedBytes = 0;
     this.end();
     setTimeout(() => this.destroySink(), 1000).unref();
@@ -163,6 +180,7 @@ export abstract class Subscriber {
     this.context.cutOff++;
     this.context.dropped += countEvents(this.queue);
     this.queue = undefined;
+    this.context.queuedBytes -= this.queuedBytes;
     this.queuedBytes = 0;
     this.isClosed = true;
     this.destroySink();
@@ -176,15 +194,17 @@ export abstract class Subscriber {
   /** The transport calls this once when its stream closed, for whatever reason. */
   handleClose(): void {
     this.isClosed = true;
-    this.context.streams.delete(this);
+    const wasOpen = this.context.streams.delete(this);
     if (this.queue !== undefined) {
       this.context.dropped += countEvents(this.queue);
       this.queue = undefined;
+      this.context.queuedBytes -= this.queuedBytes;
       this.queuedBytes = 0;
     }
     const onClose = this.onClose;
     this.onClose = undefined;
     onClose?.(this);
+    if (wasOpen) this.context.onLeave?.(this);
   }
 
   // The sink: what a transport provides.

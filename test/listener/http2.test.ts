@@ -374,9 +374,11 @@ test(
     const workers = new Set<string>();
     for (const session of sessions) {
       const stats = JSON.parse((await h2Request(session, 'GET', '/stats')).body) as {
-        redisProcessId: string;
+        workerPid: number;
+        workers: number;
       };
-      workers.add(stats.redisProcessId);
+      assert.equal(stats.workers, 2, 'the stats of both workers');
+      workers.add(String(stats.workerPid));
     }
     assert.equal(workers.size, 2, 'both workers serve HTTP/2');
     const streams = await Promise.all(

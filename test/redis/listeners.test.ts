@@ -465,7 +465,7 @@ test(
       const stats = JSON.parse(
         (await httpRequest(`${url}/stats`, { headers: { connection: 'close' } })).body,
       );
-      processIds.add(stats.redisProcessId);
+      processIds.add(stats.workerPid);
     }
     assert.equal(processIds.size, 2, 'both workers answer');
     const reply = await post(`${url}/ping/shared`, 'to all');

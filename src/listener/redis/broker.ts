@@ -40,6 +40,7 @@ import {
   type Broker,
   type BrokerOptions,
   type BrokerStats,
+  type Presence,
   type PublishOutcome,
   type StreamMode,
 } from '../broker.js';
@@ -338,6 +339,7 @@ export class RedisBroker implements Broker {
   /** Removes a local subscriber without telling Redis (it was taken over). */
   private drop(state: TokenState, local: Local): void {
     local.subscriber.onClose = undefined;
+    local.subscriber.context.takenOver++;
     const index = state.live.indexOf(local);
     if (index !== -1) {
       state.live.splice(index, 1);
@@ -582,6 +584,30 @@ export class RedisBroker implements Broker {
     const status = reply[0] as 200 | 202 | 404;
     if (status !== 404) await this.confirm(null);
     return { status, id: null, subscribers: Number(reply[1]) };
+  }
+
+  /**
+   * Whether a token is connected in any process: the live subscribers of every process whose
+   * heartbeat is still there, and the id of the token's last kept event.
+   */
+  async presence(token: string): Promise<Presence> {
+    if (!this.isReady) throw this.unavailable();
+    const [meta, last] = await Promise.all([
+      this.cmd.hgetall(this.keys.meta(token)),
+      this.cmd.xrevrange(this.keys.stream(token), '+', '-', 'COUNT', 1),
+    ]);
+    const counts = Object.entries(meta).filter(([field]) => field.startsWith('p:'));
+    const alive = await Promise.all(
+      counts.map(([field]) => this.cmd.exists(this.keys.procPrefix + field.slice(2))),
+    );
+    let subscribers = 0;
+    counts.forEach(([, count], i) => {
+      if (alive[i] === 1) subscribers += Number(count);
+    });
+    const fields = last[0]?.[1] ?? [];
+    const idAt = fields.indexOf('i');
+    const id = idAt === -1 ? '' : (fields[idAt + 1] ?? '');
+    return { token, subscribers, connected: subscribers > 0, lastEventId: id === '' ? null : id };
   }
 
   stats(): BrokerStats {
