@@ -21,7 +21,10 @@ export interface EventSourceClientOptions {
   bearer?: string | undefined;
   /** A last event ID to start from: sent as `Last-Event-ID` on the first connection already. */
   lastEventId?: string | undefined;
-  /** The reconnection time in milliseconds until the server sends `retry:`. Defaults to `3000`. */
+  /**
+   * The reconnection time in milliseconds until the server sends `retry:`. Every wait is held
+   * within 100 ms and 24 h (see wire/retry.ts). Defaults to `3000`.
+   */
   retryMs?: number | undefined;
   /**
    * Whether to reconnect when the stream ends or drops, as browsers do. Defaults to `true`. With
@@ -43,9 +46,10 @@ export interface EventSourceClientOptions {
    */
   readTimeoutMs?: number | undefined;
   /**
-   * The most characters one event may hold; a bigger one is discarded with an `error` event
-   * (`EventTooLargeError`) so that a server that never ends an event cannot grow the client's
-   * memory. Defaults to `16777216` (16 Mi characters).
+   * The most UTF-16 code units one event may take, counted as the parser's `maxEventLength` does
+   * (every line from its first `data` line on, field names and line ends included); a bigger one is
+   * discarded with an `error` event (`EventTooLargeError`) so that a server that never ends an
+   * event cannot grow the client's memory. Defaults to `16777216` (16 Mi).
    */
   maxEventLength?: number | undefined;
   /** How many redirects to follow. Defaults to `20` (as fetch). */
