@@ -10,7 +10,7 @@
  * is remembered until it expires, so a stream's reconnections and a publisher's POSTs cost a lookup.
  * @see https://www.rfc-editor.org/rfc/rfc6750 (Bearer tokens: where they are read, the answers)
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 
 /** What a request wants to do. */
@@ -26,7 +26,10 @@ export interface AccessRequest {
   /** The request target, path and query (`/poll/42?access_token=...`). */
   readonly url: string;
   /** The request headers an authorizer may need. */
-  readonly headers: { readonly authorization?: string; readonly cookie?: string };
+  readonly headers: {
+    readonly authorization?: string | undefined;
+    readonly cookie?: string | undefined;
+  };
 }
 
 /** A refusal: its status (`401`, `403`), a one-line reason and any headers (`WWW-Authenticate`). */
@@ -79,8 +82,16 @@ export interface JwtOptions {
 const REALM = 'Bearer realm="eventsource"';
 /** Seconds of clock difference allowed for `exp` and `nbf`. */
 const CLOCK_TOLERANCE_S = 5;
-/** Verified (and refused) JWTs remembered, most recent last. */
+/** Verified JWTs remembered (least recently used out first). */
 const CACHE_SIZE = 10000;
+/** Refused JWTs remembered, apart from the verified ones. */
+const REFUSAL_CACHE_SIZE = 1000;
+/** The longest JWT verified; longer ones are refused as malformed. */
+const MAX_JWT_LENGTH = 4096;
+/** Three base64url parts: the shape of a compact JWS, checked before any verification. */
+const COMPACT_JWS = /^[\w-]+\.[\w-]+\.[\w-]*$/;
+/** Verifications running at once; past it, a new JWT gets `503` until some finish. */
+const MAX_PENDING = 64;
 /** The shortest HMAC secret accepted, in bytes (RFC 7518 §3.2: at least the hash's size). */
 export const MIN_SECRET_BYTES = 32;
 
@@ -89,6 +100,15 @@ const NO_TOKEN: AccessRefusal = {
   status: 401,
   message: 'Unauthorized: an access token is required',
   headers: ['WWW-Authenticate', REALM],
+};
+
+/** The answer to a JWT that is not even shaped like one. */
+const MALFORMED = invalidToken('the access token is malformed');
+/** The answer while too many new JWTs are being verified at once. */
+const BUSY: AccessRefusal = {
+  status: 503,
+  message: 'Too many access tokens are being checked: try again',
+  headers: ['Retry-After', '1'],
 };
 
 /** A verified JWT, or why it was refused. */
@@ -134,7 +154,12 @@ export function checkJwtOptions(options: JwtOptions): void {
 export function createJwtAuthorizer(options: JwtOptions): Authorize {
   checkJwtOptions(options);
   const cookieName = options.cookie ?? 'eventsource_access_token';
-  const verdicts = new Map<string, Verdict>();
+  // Grants and refusals are kept apart, so that a flood of bad JWTs cannot push the good ones out;
+  // each is a Map in least-recently-used order (a hit moves its entry to the end).
+  const grants = new Map<string, Verdict>();
+  const refusals = new Map<string, Verdict>();
+  // One verification per JWT at a time: the requests that carry it while it runs share it.
+  const pending = new Map<string, Promise<Verdict>>();
   let verify: ((jwt: string) => Promise<Verdict>) | undefined;
 
   const judge = (verdict: Verdict, request: AccessRequest): AccessDecision => {
@@ -149,20 +174,41 @@ export function createJwtAuthorizer(options: JwtOptions): Authorize {
     return decide(verdict.grant, request, verdict.expiresAt);
   };
 
+  const remember = (jwt: string, verdict: Verdict): void => {
+    // A JWT that is not valid yet may be later: only final verdicts are remembered.
+    if ('isFinal' in verdict && !verdict.isFinal) return;
+    const cache = 'refusal' in verdict ? refusals : grants;
+    const limit = 'refusal' in verdict ? REFUSAL_CACHE_SIZE : CACHE_SIZE;
+    if (cache.size >= limit) cache.delete(cache.keys().next().value as string);
+    cache.set(jwt, verdict);
+  };
+
   return (request) => {
     const jwt = findJwt(request, cookieName);
     if (jwt === undefined) return NO_TOKEN;
-    const known = verdicts.get(jwt);
-    if (known !== undefined) return judge(known, request);
-    verify ??= makeVerifier(options);
-    return verify(jwt).then((verdict) => {
-      // A JWT that is not valid yet may be later: only final verdicts are remembered.
-      if (!('isFinal' in verdict) || verdict.isFinal) {
-        if (verdicts.size >= CACHE_SIZE) verdicts.delete(verdicts.keys().next().value as string);
-        verdicts.set(jwt, verdict);
-      }
-      return judge(verdict, request);
-    });
+    const granted = grants.get(jwt);
+    if (granted !== undefined) {
+      grants.delete(jwt);
+      grants.set(jwt, granted);
+      return judge(granted, request);
+    }
+    const refused = refusals.get(jwt);
+    if (refused !== undefined) return judge(refused, request);
+    // Not a compact JWS at all (or far too long to be one): refused without verification, and
+    // not remembered, so that junk neither costs a signature check nor takes memory.
+    if (jwt.length > MAX_JWT_LENGTH || !COMPACT_JWS.test(jwt)) return MALFORMED;
+    let verifying = pending.get(jwt);
+    if (verifying === undefined) {
+      if (pending.size >= MAX_PENDING) return BUSY;
+      verify ??= makeVerifier(options);
+      verifying = verify(jwt).then((verdict) => {
+        pending.delete(jwt);
+        remember(jwt, verdict);
+        return verdict;
+      });
+      pending.set(jwt, verifying);
+    }
+    return verifying.then((verdict) => judge(verdict, request));
   };
 }
 
@@ -191,10 +237,15 @@ function decide(
 /** The JWT of a request: `Authorization: Bearer`, then `?access_token=`, then the cookie. */
 function findJwt(request: AccessRequest, cookieName: string): string | undefined {
   const authorization = request.headers.authorization;
-  if (authorization !== undefined) {
-    const match = /^bearer[ \t]+(\S+)\s*$/i.exec(authorization);
-    // An Authorization header of another scheme is not a JWT, and does not hide the others.
-    if (match !== null) return match[1];
+  // `Bearer <jwt>`, the scheme in any case. A header of another scheme is not a JWT, and does not
+  // hide the query or the cookie.
+  if (
+    authorization !== undefined &&
+    authorization.charCodeAt(6) === 32 &&
+    (authorization.startsWith('Bearer') || authorization.slice(0, 6).toLowerCase() === 'bearer')
+  ) {
+    const jwt = authorization.slice(7).trim();
+    if (jwt !== '') return jwt;
   }
   const url = request.url;
   const query = url.indexOf('?');
@@ -220,7 +271,11 @@ function makeVerifier(options: JwtOptions): (jwt: string) => Promise<Verdict> {
   const loaded = import('jose');
   const { key, algorithms } =
     options.secret !== undefined
-      ? { key: new TextEncoder().encode(options.secret), algorithms: ['HS256', 'HS384', 'HS512'] }
+      ? // A KeyObject made once: jose would import raw bytes again at every verification.
+        {
+          key: createSecretKey(Buffer.from(options.secret)),
+          algorithms: ['HS256', 'HS384', 'HS512'],
+        }
       : resolveKey(options.key as NonNullable<JwtOptions['key']>);
   let getKey: Uint8Array | KeyObject | JWTVerifyGetKey | undefined;
   return async (jwt) => {

@@ -313,10 +313,7 @@ export class Hub {
         token,
         action,
         url: head.target,
-        headers: {
-          ...(head.authorization === undefined ? {} : { authorization: head.authorization }),
-          ...(head.cookie === undefined ? {} : { cookie: head.cookie }),
-        },
+        headers: { authorization: head.authorization, cookie: head.cookie },
       });
     } catch (error) {
       return this.answers.error('authorize', error);

@@ -663,3 +663,25 @@ test(
     assert.doesNotMatch((await request(`${withoutAuth.url}/`)).body, /id="access"/);
   },
 );
+
+test(
+  'a JWT too long or not shaped as one is refused as malformed without verification',
+  { timeout },
+  async (t) => {
+    const { url } = await start(t);
+    for (const jwt of [
+      'a'.repeat(5000),
+      'only.two',
+      'a.b.c.d',
+      'has space.b.c',
+      `${'a'.repeat(2000)}.${'b'.repeat(2000)}.${'c'.repeat(200)}`,
+    ]) {
+      const answer = await request(`${url}/poll/t`, { headers: bearer(jwt) });
+      assert.equal(answer.status, 401, jwt.slice(0, 20));
+      assert.match(
+        answer.challenge ?? '',
+        /error="invalid_token", error_description="the access token is malformed"/,
+      );
+    }
+  },
+);
