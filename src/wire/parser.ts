@@ -106,8 +106,11 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     );
   }
   // The limit as a small integer, so the per-line check stays an integer comparison. 2 ** 30 - 1
-  // is beyond any data buffer plus line: V8 strings hold at most 2 ** 29 - 24 characters.
+  // is beyond any data buffer plus line: V8 strings hold at most 2 ** 29 - 24 characters. Without
+  // a limit, an event counted past it (lines and comments can add up to more) is not discarded:
+  // its count starts again.
   const limit = Math.min(maxEventLength, 2 ** 30 - 1);
+  const hasLimit = maxEventLength !== Infinity;
   const startId = options.lastEventId ?? '';
   if (typeof startId !== 'string' || /[\0\r\n]/.test(startId)) {
     throw new TypeError(
@@ -246,8 +249,11 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     // pushPending() applies the same measure (less the line end) to a line still arriving, so that
     // where the chunks are cut does not change which events are discarded.
     if (size + length >= limit) {
-      tooLarge();
-      return;
+      if (hasLimit) {
+        tooLarge();
+        return;
+      }
+      size = 0;
     }
     if (hasData) size += length + 1;
     // Fast paths for the usual `data:`, `id:` and `event:` lines, matched on their characters so
@@ -478,7 +484,7 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       const rest = position === 0 ? text : text.slice(position);
       pendingLength += rest.length;
       pending.push(rest);
-      if (size + pendingLength <= limit) return;
+      if (size + pendingLength <= limit || (!hasLimit && pendingLength <= limit)) return;
       tooLarge();
     }
     // While discarding, keep one placeholder character instead of the line: enough to know that the
