@@ -51,14 +51,44 @@ export class BodyAssembler {
 export const LARGE_BODY = 16 * 1024;
 /** Fewest bytes of large bodies between two collections. */
 const MIN_INTERVAL = 4 * 1024 * 1024;
+/**
+ * How long after history was let go of with no request (a token's grace ended) the collection
+ * runs: the graces of tokens that were busy together end together, and one collection serves them.
+ */
+const RELEASE_DELAY_MS = 200;
 
 /** Counts large bodies and runs a full collection after enough of them. */
 export class BodyReclaimer {
   private pending = 0;
   /** Bytes of large bodies until the next collection: half the heap left live by the last one. */
   private interval = MIN_INTERVAL;
+  /** Bytes of history let go of with no request since the last collection. */
+  private releasedBytes = 0;
+  private releaseTimer: NodeJS.Timeout | undefined = undefined;
 
   constructor(private readonly collect: () => void) {}
+
+  /**
+   * Call when the listener let go of `bytes` of history with no request to count them (a token's
+   * grace ended): once they reach 4 MiB, a collection follows shortly, so that an idle listener
+   * gives that memory back too instead of holding it until the next large POST.
+   */
+  released(bytes: number): void {
+    this.releasedBytes += bytes;
+    if (this.releasedBytes < MIN_INTERVAL || this.releaseTimer !== undefined) return;
+    this.releaseTimer = setTimeout(() => {
+      this.releaseTimer = undefined;
+      this.releasedBytes = 0;
+      this.pending = 0;
+      this.collect();
+    }, RELEASE_DELAY_MS).unref();
+  }
+
+  /** Cancels a collection that was waiting (the listener closes). */
+  stop(): void {
+    clearTimeout(this.releaseTimer);
+    this.releaseTimer = undefined;
+  }
 
   /** Call once a body of `size` bytes was handled and is no longer referenced. */
   handled(size: number): void {

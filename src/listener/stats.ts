@@ -13,6 +13,19 @@ export interface ListenerStats {
   eventsDropped: number;
   subscribersCutOff: number;
   bytesBuffered: number;
+  /**
+   * Bytes of the in-memory broker's history, every token together (encoded events plus 256 each),
+   * what `maxMemory` bounds; 0 with another broker.
+   */
+  historyBytes: number;
+  /** Events dropped from the history to stay within `maxMemory` (0 with another broker). */
+  historyEvicted: number;
+  /** Bytes of events waiting in subscribers' queues, which count towards `maxMemory` too. */
+  bytesQueued: number;
+  /** POSTs refused with `503` because of `maxMemory`. */
+  postsRefusedForMemory: number;
+  /** The process's resident memory. */
+  rssBytes: number;
   uptimeSeconds: number;
   [key: string]: number | string | boolean;
 }
@@ -38,6 +51,11 @@ export function collectStats(
     eventsDropped: context.dropped,
     subscribersCutOff: context.cutOff,
     bytesBuffered,
+    historyBytes: Number(brokerStats.historyBytes ?? 0),
+    historyEvicted: Number(brokerStats.historyEvicted ?? 0),
+    bytesQueued: context.queuedBytes,
+    postsRefusedForMemory: context.refusedForMemory,
+    rssBytes: process.memoryUsage.rss(),
     uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
   };
 }

@@ -44,6 +44,7 @@ const FLAGS: [string, string][] = [
   ['--cors', 'CORS'],
   ['--publish-secret', 'PUBLISH_SECRET'],
   ['--max-connections', 'MAX_CONNECTIONS'],
+  ['--max-memory', 'MAX_MEMORY'],
 ];
 
 test(
@@ -174,7 +175,8 @@ test(
 
 const OPTIONS_LINE =
   'keepalive 500 ms, multi, history 10, history-bytes 1048576, grace 100 ms, gap-event gap, ' +
-  'max-buffer 2097152, max-body 10, cors *, publish-secret set, max-connections 5';
+  'max-buffer 2097152, max-body 10, cors *, publish-secret set, max-connections 5, ' +
+  'max-memory 67108864';
 
 test(
   'the start line lists the options that differ from the defaults',
@@ -186,6 +188,7 @@ test(
       ...['-j', '-k', '500', '--multi', '--history', '10', '--history-bytes', '1m'],
       ...['--grace', '100', '--gap-event', 'gap', '--max-buffer', '2m', '--max-body', '10'],
       ...['--cors', '*', '--publish-secret', 's', '--max-connections', '5', '--prefix', 'p'],
+      ...['--max-memory', '64m'],
     ]);
     t.after(() => listener.stop());
     assert.match(listener.url, /\/p$/);
@@ -218,6 +221,7 @@ test(
       EVENTSOURCE_CORS: '*',
       EVENTSOURCE_PUBLISH_SECRET: 's',
       EVENTSOURCE_MAX_CONNECTIONS: '5',
+      EVENTSOURCE_MAX_MEMORY: '64m',
       EVENTSOURCE_PREFIX: 'p',
     };
     const child = spawnBin('eventsource-listener', [], env);
