@@ -10,7 +10,9 @@
 // subscribers that stop reading now and then, 0.2), and any listener flags after `--`
 // (`npm run soak -- --minutes 1 -- --no-fast-path`).
 //
-// One publisher per token POSTs at a steady rate, one at a time, so the listener accepts a token's
+// Each token keeps 1 MiB of history (`--history-bytes 1m`): at the default load that is some 40 s
+// of its events, longer than a subscriber is ever away, and full well within the first minute, so
+// RSS is steady after it. One publisher per token POSTs at a steady rate, one at a time, so the listener accepts a token's
 // events in the order they were numbered. One subscriber per token stays for 2-10 s, leaves for up
 // to 1.5 s, and comes back with Last-Event-ID; a share of them also stop reading for 1-3 s now and
 // then (past `--max-buffer 256k` the listener cuts them off: they come back the same way). At the end the publishers
@@ -65,7 +67,7 @@ const listener = spawn(
     fileURLToPath(new URL('./soak-probe.js', import.meta.url)),
     `${root}/bin/eventsource-listener.js`,
     ...['-H', '127.0.0.1', '-P', '0', '-i', '-k', '1000', '--gap-event', 'gap'],
-    ...['--history-bytes', '2m', '--grace', '60000', '--max-buffer', '256k'],
+    ...['--history-bytes', '1m', '--grace', '60000', '--max-buffer', '256k'],
     ...listenerFlags,
   ],
   {
