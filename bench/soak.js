@@ -1,5 +1,5 @@
-// The soak run: the listener CLI under steady, mixed load for a while, checking that every event
-// a publisher got a 2xx for reaches its subscriber, live or returning, in order and only once.
+// The soak run: the listener CLI under steady, mixed load for a while, checking that every event a
+// publisher got a 2xx for reaches its subscriber, live or returning, in order and only once.
 //
 //   npm run soak -- --minutes 10                 build, then 10 minutes (the default is 2)
 //   npm run soak -- --minutes 1 --tokens 20      fewer tokens
@@ -7,22 +7,22 @@
 //
 // Options: --tokens N (40), --rate N (events per second in all, 160), --large-every N (every Nth
 // event of a token is large, 20), --large-size BYTES (128 KiB), --slow-share F (share of the
-// subscribers that stop reading now and then, 0.2), and any listener flags after `--`
-// (`npm run soak -- --minutes 1 -- --no-fast-path`).
+// subscribers that stop reading now and then, 0.2), and any listener flags after `--` (`npm run
+// soak -- --minutes 1 -- --no-fast-path`).
 //
 // Each token keeps 1 MiB of history (`--history-bytes 1m`): at the default load that is some 40 s
 // of its events, longer than a subscriber is ever away, and full well within the first minute, so
-// RSS is steady after it. One publisher per token POSTs at a steady rate, one at a time, so the listener accepts a token's
-// events in the order they were numbered. One subscriber per token stays for 2-10 s, leaves for up
-// to 1.5 s, and comes back with Last-Event-ID; a share of them also stop reading for 1-3 s now and
-// then (past `--max-buffer 256k` the listener cuts them off: they come back the same way). At the end the publishers
-// stop, every subscriber is connected until it has caught up, and each token's events are
-// compared with what its publisher was told: "lost" is a 2xx event never received, "doubled" one
-// received twice, "out of order" one received after a later one, "unacknowledged" one received
-// whose publisher did not get a 2xx. Every 10 s the listener's RSS and event-loop delay (measured
-// inside it by bench/soak-probe.js) are printed. The run passes with 0 lost, doubled, out of order
-// and unacknowledged, and every RSS sample after the first minute within ±10 % of the first one
-// after it. Exit code 0 when it passes, 1 when not.
+// RSS is steady after it. One publisher per token POSTs at a steady rate, one at a time, so the
+// listener accepts a token's events in the order they were numbered. One subscriber per token stays
+// for 2-10 s, leaves for up to 1.5 s, and comes back with Last-Event-ID; a share of them also stop
+// reading for 1-3 s now and then (past `--max-buffer 256k` the listener cuts them off: they come
+// back the same way). At the end the publishers stop, every subscriber is connected until it has
+// caught up, and each token's events are compared with what its publisher was told: "lost" is a 2xx
+// event never received, "doubled" one received twice, "out of order" one received after a later
+// one, "unacknowledged" one received whose publisher did not get a 2xx. Every 10 s the listener's
+// RSS and event-loop delay (measured inside it by bench/soak-probe.js) are printed. The run passes
+// with 0 lost, doubled, out of order and unacknowledged, and every RSS sample after the first
+// minute within ±10 % of the first one after it. Exit code 0 when it passes, 1 when not.
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
