@@ -14,12 +14,14 @@ import { DataFormatError } from '../events.js';
 import { encodeComment } from '../wire/encoder.js';
 import { MAX_RETRY_MS } from '../wire/retry.js';
 import { Answers, EVENT_METHODS, type Answer } from './answers.js';
-import type { AccessDecision, AccessKind, Authorize } from './auth.js';
+import { AccessCheck, type Access } from './access.js';
 import type { Broker, PublishOutcome } from './broker.js';
 import { Chunk } from './chunk.js';
 import { renderDemoPage } from './demo.js';
 import { MemoryBroker } from './memory-broker.js';
 import type { ResolvedListenerOptions } from './options.js';
+import { PostBody } from './post-body.js';
+import { GrantExpiry, announce } from './presence.js';
 import { BodyAssembler, BodyReclaimer, LARGE_BODY, garbageCollector } from './reclaim.js';
 import { parseTarget } from './routes.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -27,6 +29,7 @@ import { collectStats, type ListenerStats } from './stats.js';
 import type { Subscriber, SubscriberContext } from './subscriber.js';
 
 export type { Answer } from './answers.js';
+export { PostBody } from './post-body.js';
 
 /** What the core needs of a request, whatever carried it. */
 export interface RequestHead {
@@ -66,51 +69,6 @@ export interface StreamDecision {
   readonly expiresAt: number | undefined;
 }
 
-/** What an access check says: go on (perhaps until an expiry, in ms), or this answer. */
-type Access = undefined | number | Answer;
-
-/** The body of a POST as it arrives: the pieces kept while within `maxBody`, and its size. */
-export class PostBody {
-  first: Buffer | undefined = undefined;
-  rest: Buffer[] | undefined = undefined;
-  size = 0;
-  /** When the first piece arrived (`performance.now()`), when timed; 0 before. */
-  startedAt = 0;
-
-  /**
-   * @param maxBody The largest body kept.
-   * @param isTimed Whether to note when the first piece arrives (for the metrics).
-   */
-  constructor(
-    private readonly maxBody: number,
-    private readonly isTimed = false,
-  ) {}
-
-  /** Takes a piece (kept as is, not copied) unless the body is already over the limit. */
-  add(piece: Buffer): void {
-    if (this.isTimed && this.size === 0) this.startedAt = performance.now();
-    this.size += piece.length;
-    if (this.size > this.maxBody) return;
-    if (this.first === undefined) this.first = piece;
-    else (this.rest ??= [this.first]).push(piece);
-  }
-
-  /**
-   * Whether reading on is pointless: far past the limit, the connection is better cut than
-   * drained (a small excess is read so that the `413` reaches the client).
-   */
-  get isHopeless(): boolean {
-    return this.size > this.maxBody * 4 + 65536;
-  }
-
-  /** Forgets the body, for the next request of a connection. */
-  reset(): void {
-    this.first = this.rest = undefined;
-    this.size = 0;
-    this.startedAt = 0;
-  }
-}
-
 const KEEPALIVE = new Chunk(encodeComment());
 KEEPALIVE.share();
 
@@ -129,12 +87,11 @@ export class Hub {
   private readonly keepaliveTicks: number;
   private readonly startedAt = Date.now();
   private readonly rootAnswer: Answer;
-  private readonly authorize: Authorize | undefined;
+  private readonly access: AccessCheck;
   /** The Prometheus metrics, when they are on. */
   readonly metrics: Metrics | undefined;
-  /** Streams whose access grant expires, and when (ms since the epoch). */
-  private readonly expiring = new Map<Subscriber, number>();
-  private expiryTimer: NodeJS.Timeout | undefined;
+  /** Ends the streams whose access grant expires. */
+  private readonly expiry: GrantExpiry;
 
   constructor(options: ResolvedListenerOptions) {
     this.options = options;
@@ -167,7 +124,7 @@ export class Hub {
     const presenceToken = options.presenceToken;
     if (presenceToken !== undefined) {
       this.context.onLeave = (subscriber) =>
-        this.announce(presenceToken, 'leave', subscriber.token);
+        announce(this.broker, options.eventClass, presenceToken, 'leave', subscriber.token);
     }
     // One shared timer for every stream, ticking KEEPALIVE_TICKS times per interval: a stream gets
     // a comment at the tick that ends the interval it has been silent for. Ticking once per interval
@@ -177,7 +134,8 @@ export class Hub {
     this.keepaliveTicks = Math.floor(keepaliveMs / tickMs);
     this.keepaliveTimer =
       keepaliveMs > 0 ? setInterval(() => this.sendKeepalives(), tickMs).unref() : undefined;
-    this.authorize = options.authorize;
+    this.access = new AccessCheck(this.answers, options.authorize);
+    this.expiry = new GrantExpiry(this.context);
     this.rootAnswer = this.makeRootAnswer();
   }
 
@@ -225,7 +183,7 @@ export class Hub {
           });
         }
         const resumeFrom = head.lastEventId ?? lastEventId;
-        const access = this.checkAccess('subscribe', token, undefined, head);
+        const access = this.access.check('subscribe', token, undefined, head);
         if (access instanceof Promise) {
           return access.then((found) => this.decideStream(token, resumeFrom, head.origin, found));
         }
@@ -235,14 +193,14 @@ export class Hub {
       if (route.kind === 'metrics' || route.kind === 'presence') {
         if (route.kind === 'metrics' && this.metrics === undefined)
           return answer(this.answers.notFound);
-        const access = this.checkAccess('admin', undefined, undefined, head);
+        const access = this.access.check('admin', undefined, undefined, head);
         const token = route.kind === 'presence' ? route.token : undefined;
         if (access instanceof Promise)
           return access.then((found) => this.operatorAnswer(found, token));
         return this.operatorAnswer(access, token);
       }
       if (route.kind === 'stats') {
-        const access = this.checkAccess('admin', undefined, undefined, head);
+        const access = this.access.check('admin', undefined, undefined, head);
         if (access instanceof Promise) return access.then((found) => this.statsDecision(found));
         return this.statsDecision(access);
       }
@@ -268,7 +226,7 @@ export class Hub {
     cookie: string | undefined,
     declaredLength: number,
   ): Answer | undefined | Promise<Answer | undefined> {
-    const access = this.checkAccess('publish', token, action, { target, authorization, cookie });
+    const access = this.access.check('publish', token, action, { target, authorization, cookie });
     if (access instanceof Promise) {
       return access.then((found) => this.refuseAllowedPost(found, action, declaredLength));
     }
@@ -287,51 +245,6 @@ export class Hub {
       return this.answers.memoryFull;
     }
     return undefined;
-  }
-
-  /**
-   * Whether a request may do `kind`: the publish secret lets a POST and `/stats` through; then the
-   * `authorize` hook (or the JWT rule) decides; with neither, a secret alone guards POST and
-   * `/stats`, and without a secret everything is open.
-   */
-  private checkAccess(
-    kind: AccessKind,
-    token: string | undefined,
-    action: string | undefined,
-    head: Pick<RequestHead, 'target' | 'authorization' | 'cookie'>,
-  ): Access | Promise<Access> {
-    const answers = this.answers;
-    const authorize = this.authorize;
-    if (kind !== 'subscribe' && answers.hasPublishSecret(head.authorization)) return undefined;
-    if (authorize === undefined) {
-      return kind !== 'subscribe' && answers.hasSecret ? answers.unauthorized : undefined;
-    }
-    let decision: AccessDecision | Promise<AccessDecision>;
-    try {
-      decision = authorize({
-        kind,
-        token,
-        action,
-        url: head.target,
-        headers: { authorization: head.authorization, cookie: head.cookie },
-      });
-    } catch (error) {
-      return this.answers.error('authorize', error);
-    }
-    if (decision instanceof Promise) {
-      return decision.then(
-        (found) => this.toAccess(found),
-        (error: unknown) => this.answers.error('authorize', error),
-      );
-    }
-    return this.toAccess(decision);
-  }
-
-  private toAccess(decision: AccessDecision): Access {
-    if (decision === true) return undefined;
-    if (decision === false) return this.answers.forbidden;
-    if ('expiresAt' in decision) return decision.expiresAt;
-    return { status: decision.status, body: decision.message, headers: decision.headers };
   }
 
   /** `/metrics` (no token) or `/stats/<token>`, once access was checked. */
@@ -533,9 +446,9 @@ export class Hub {
       debug('subscribed to %s%s', token, lastEventId === undefined ? '' : ` after ${lastEventId}`);
       const presenceToken = this.options.presenceToken;
       if (presenceToken !== undefined && !subscriber.isClosed) {
-        this.announce(presenceToken, 'join', token);
+        announce(this.broker, this.options.eventClass, presenceToken, 'join', token);
       }
-      if (expiresAt !== undefined && !subscriber.isClosed) this.endAt(subscriber, expiresAt);
+      if (expiresAt !== undefined && !subscriber.isClosed) this.expiry.endAt(subscriber, expiresAt);
     };
     const fail = (error: unknown): void => {
       debug('subscribe to %s failed: %s', token, flattenError(error));
@@ -554,59 +467,9 @@ export class Hub {
     subscriber.refuse(answer, this.answers.headersFor(answer, origin));
   }
 
-  /**
-   * Publishes a `join` or `leave` of `token` to the presence token, with the token's subscriber
-   * count after the change. Nothing is said about the presence token itself.
-   */
-  private announce(presenceToken: string, what: 'join' | 'leave', token: string): void {
-    if (token === presenceToken) return;
-    const publish = (subscribers: number): unknown => {
-      const data = JSON.stringify({ token, subscribers });
-      return this.broker.publish(new this.options.eventClass(presenceToken, what, data));
-    };
-    const fail = (error: unknown): void =>
-      debug('announcing %s of %s failed: %s', what, token, flattenError(error));
-    try {
-      const presence = this.broker.presence(token);
-      const published =
-        presence instanceof Promise
-          ? presence.then((found) => publish(found.subscribers))
-          : publish(presence.subscribers);
-      if (published instanceof Promise) published.catch(fail);
-    } catch (error) {
-      fail(error);
-    }
-  }
-
   /** The counters of `GET /stats`. */
   stats(): ListenerStats {
     return collectStats(this.context, this.broker, this.startedAt);
-  }
-
-  /**
-   * Ends `subscriber` when its grant expires. One timer, ticking every second while any stream has
-   * an expiry, serves them all (and a far expiry never overflows a timer's 24.8-day limit).
-   */
-  private endAt(subscriber: Subscriber, expiresAt: number): void {
-    this.expiring.set(subscriber, expiresAt);
-    this.expiryTimer ??= setInterval(() => this.endExpired(), EXPIRY_TICK_MS).unref();
-  }
-
-  private endExpired(): void {
-    const now = Date.now();
-    for (const [subscriber, expiresAt] of this.expiring) {
-      if (subscriber.isClosed) this.expiring.delete(subscriber);
-      else if (now >= expiresAt) {
-        debug('the grant of a stream of %s expired: ending it', subscriber.token);
-        this.expiring.delete(subscriber);
-        this.context.expired++;
-        subscriber.end();
-      }
-    }
-    if (this.expiring.size === 0) {
-      clearInterval(this.expiryTimer);
-      this.expiryTimer = undefined;
-    }
   }
 
   /** Refuses new streams and ends the open ones (the broker's streams end with it). */
@@ -614,7 +477,7 @@ export class Hub {
     if (this.isClosing) return;
     this.isClosing = true;
     if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
-    if (this.expiryTimer !== undefined) clearInterval(this.expiryTimer);
+    this.expiry.stop();
     this.reclaimer?.stop();
     await this.broker.close();
     for (const subscriber of this.context.streams) subscriber.end();
@@ -660,8 +523,6 @@ const PASS: Decision = { kind: 'pass' };
  * interval, and idle streams still get one comment per interval.
  */
 const KEEPALIVE_TICKS = 4;
-/** How often streams with an expiring grant are looked at: they end within a second of it. */
-const EXPIRY_TICK_MS = 1000;
 
 function answer(value: Answer): Decision {
   return { kind: 'answer', answer: value };
