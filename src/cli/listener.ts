@@ -69,197 +69,12 @@ interface ListenerFlags {
 
 function buildCommand(io: CliIo): Command {
   const env = (name: string) => `EVENTSOURCE_${name}`;
-  return new Command('eventsource-listener')
+  const command = new Command('eventsource-listener')
     .description(
       'Server-Sent Events listener: clients subscribe with GET /poll/<token>, publishers POST /<action>/<token>.',
     )
     .version(version, '-v, --version')
-    .addOption(
-      new Option('-H, --host <host>', 'host to bind on').default('0.0.0.0').env(env('HOST')),
-    )
-    .addOption(
-      new Option('-P, --port <port>', 'port to bind on (0 picks a free one)')
-        .default(8888)
-        .argParser(parsePort)
-        .env(env('PORT')),
-    )
-    .addOption(new Option('-d, --debug', 'enable debug output on stderr').env(env('DEBUG')))
-    .addOption(
-      new Option('-j, --json', 'JSON events: bodies must be JSON, sent as compact JSON').env(
-        env('JSON'),
-      ),
-    )
-    .addOption(
-      new Option('-i, --id', 'give every event an increasing id (enables replay and retry)').env(
-        env('ID'),
-      ),
-    )
-    .addOption(
-      new Option('-k, --keepalive <ms>', 'keepalive comment interval on idle streams, 0 = off')
-        .default(DEFAULTS.keepaliveMs)
-        .argParser(parseNonNegativeInt)
-        .env(env('KEEPALIVE')),
-    )
-    .addOption(
-      new Option(
-        '-K, --keyfile <file>',
-        'TLS private key (PEM); with -C serves HTTPS, with HTTP/2 and HTTP/1.1 on one port',
-      ).env(env('KEYFILE')),
-    )
-    .addOption(
-      new Option('-C, --certfile <file>', 'TLS certificate (PEM); with -K serves HTTPS').env(
-        env('CERTFILE'),
-      ),
-    )
-    .addOption(
-      new Option('--multi', 'any number of subscribers share a token, each gets every event')
-        .conflicts('takeover')
-        .env(env('MULTI')),
-    )
-    .addOption(
-      new Option('--takeover', 'the newest subscriber of a token replaces the old one').env(
-        env('TAKEOVER'),
-      ),
-    )
-    .addOption(
-      new Option('--history <n>', 'events kept per token for replay after Last-Event-ID')
-        .default(DEFAULTS.history)
-        .argParser(parseNonNegativeInt)
-        .env(env('HISTORY')),
-    )
-    .addOption(
-      new Option('--history-bytes <bytes>', 'bytes kept per token for replay (k/m/g suffixes)')
-        .default(DEFAULTS.historyBytes, '8m')
-        .argParser(parseBytes)
-        .env(env('HISTORY_BYTES')),
-    )
-    .addOption(
-      new Option('--grace <ms>', 'how long a token and its history outlive its last subscriber')
-        .default(DEFAULTS.graceMs)
-        .argParser(parseNonNegativeInt)
-        .env(env('GRACE')),
-    )
-    .addOption(
-      new Option('--gap-event <name>', 'also signal a replay gap with an event of this type').env(
-        env('GAP_EVENT'),
-      ),
-    )
-    .addOption(
-      new Option('--max-buffer <bytes>', 'bytes waiting for one subscriber before it is cut off')
-        .default(DEFAULTS.maxBuffer, '1m')
-        .argParser(parseBytes)
-        .env(env('MAX_BUFFER')),
-    )
-    .addOption(
-      new Option('--max-body <bytes>', 'largest POST body (413 above)')
-        .default(DEFAULTS.maxBody, '1m')
-        .argParser(parseBytes)
-        .env(env('MAX_BODY')),
-    )
-    .addOption(new Option('--prefix <path>', 'mount every route under /<path>/').env(env('PREFIX')))
-    .addOption(
-      new Option('--cors <origin>', 'allow this origin (repeatable; * for any)')
-        .argParser(collectString)
-        .env(env('CORS')),
-    )
-    .addOption(
-      new Option(
-        '--publish-secret <secret>',
-        'POST needs "Authorization: Bearer <secret>" (else 401)',
-      ).env(env('PUBLISH_SECRET')),
-    )
-    .addOption(
-      new Option(
-        '--jwt-secret <secret>',
-        'streams, POSTs and /stats need a JWT granting them, signed with this HMAC secret (HS256/384/512, 32+ bytes)',
-      ).env(env('JWT_SECRET')),
-    )
-    .addOption(
-      new Option(
-        '--jwt-key <file>',
-        'the same with a public key: a PEM file or a JWKS JSON file (RS256, PS256, ES256, EdDSA)',
-      ).env(env('JWT_KEY')),
-    )
-    .addOption(
-      new Option('--jwt-issuer <iss>', 'JWTs must have this issuer (iss)').env(env('JWT_ISSUER')),
-    )
-    .addOption(
-      new Option('--jwt-audience <aud>', 'JWTs must have this audience (aud)').env(
-        env('JWT_AUDIENCE'),
-      ),
-    )
-    .addOption(
-      new Option('--jwt-cookie <name>', 'the cookie a JWT is read from')
-        .default('eventsource_access_token')
-        .env(env('JWT_COOKIE')),
-    )
-    .addOption(
-      new Option('--max-connections <n>', 'open streams allowed at once (503 above)')
-        .argParser(parsePositiveInt)
-        .env(env('MAX_CONNECTIONS')),
-    )
-    .addOption(
-      new Option(
-        '--max-memory <bytes>',
-        'bytes for all history plus events waiting for slow readers: oldest history goes first, then POSTs get 503 (0 = no bound)',
-      )
-        .default(DEFAULTS.maxMemory, '256m')
-        .argParser(parseBytes)
-        .env(env('MAX_MEMORY')),
-    )
-    .addOption(
-      new Option('--demo', 'serve a demo page at / to watch and send events').env(env('DEMO')),
-    )
-    .addOption(
-      new Option(
-        '--metrics',
-        'serve GET /metrics in the Prometheus text format (same access rule as /stats)',
-      ).env(env('METRICS')),
-    )
-    .addOption(
-      new Option(
-        '--presence-token <token>',
-        'publish a join or leave event {"token","subscribers"} to this token whenever a stream opens or closes',
-      ).env(env('PRESENCE_TOKEN')),
-    )
-    .addOption(
-      new Option(
-        '--redis <url>',
-        'share tokens, history and ids with every listener on this Redis (redis://host:port/db, or redis+sentinel://host:port,host:port/<master-name>)',
-      ).env(env('REDIS')),
-    )
-    .addOption(
-      new Option(
-        '--redis-wait-replicas <n>',
-        'answer a POST 2xx only once n Redis replicas have its event (503 when they do not in time)',
-      )
-        .default(0)
-        .argParser(parseNonNegativeInt)
-        .env(env('REDIS_WAIT_REPLICAS')),
-    )
-    .addOption(
-      new Option('--redis-wait-timeout <ms>', 'longest wait for --redis-wait-replicas')
-        .default(2000)
-        .argParser(parsePositiveInt)
-        .env(env('REDIS_WAIT_TIMEOUT')),
-    )
-    .addOption(
-      new Option('--workers <n>', 'fork n worker processes sharing the port (needs --redis)')
-        .argParser(parsePositiveInt)
-        .env(env('WORKERS')),
-    )
-    .addOption(
-      new Option(
-        '--no-fast-path',
-        'leave every request to node:http (by default simple POSTs are read by a faster front)',
-      ).env(env('NO_FAST_PATH')),
-    )
-    .addOption(
-      new Option(
-        '--no-http2',
-        'with -K/-C, offer HTTP/1.1 only (by default HTTP/2 too, chosen by ALPN)',
-      ).env(env('NO_HTTP2')),
-    )
+
     .addHelpText(
       'after',
       `
@@ -281,6 +96,162 @@ Exit codes:
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
     });
+  for (const option of [
+    ...serverOptions(env),
+    ...streamOptions(env),
+    ...accessOptions(env),
+    ...operationOptions(env),
+  ]) {
+    command.addOption(option);
+  }
+  return command;
+}
+
+/** Where and how it listens, and what events look like. */
+function serverOptions(env: (name: string) => string): Option[] {
+  return [
+    new Option('-H, --host <host>', 'host to bind on').default('0.0.0.0').env(env('HOST')),
+    new Option('-P, --port <port>', 'port to bind on (0 picks a free one)')
+      .default(8888)
+      .argParser(parsePort)
+      .env(env('PORT')),
+    new Option('-d, --debug', 'enable debug output on stderr').env(env('DEBUG')),
+    new Option('-j, --json', 'JSON events: bodies must be JSON, sent as compact JSON').env(
+      env('JSON'),
+    ),
+    new Option('-i, --id', 'give every event an increasing id (enables replay and retry)').env(
+      env('ID'),
+    ),
+    new Option('-k, --keepalive <ms>', 'keepalive comment interval on idle streams, 0 = off')
+      .default(DEFAULTS.keepaliveMs)
+      .argParser(parseNonNegativeInt)
+      .env(env('KEEPALIVE')),
+    new Option(
+      '-K, --keyfile <file>',
+      'TLS private key (PEM); with -C serves HTTPS, with HTTP/2 and HTTP/1.1 on one port',
+    ).env(env('KEYFILE')),
+    new Option('-C, --certfile <file>', 'TLS certificate (PEM); with -K serves HTTPS').env(
+      env('CERTFILE'),
+    ),
+    new Option('--prefix <path>', 'mount every route under /<path>/').env(env('PREFIX')),
+    new Option(
+      '--no-fast-path',
+      'leave every request to node:http (by default simple POSTs are read by a faster front)',
+    ).env(env('NO_FAST_PATH')),
+    new Option(
+      '--no-http2',
+      'with -K/-C, offer HTTP/1.1 only (by default HTTP/2 too, chosen by ALPN)',
+    ).env(env('NO_HTTP2')),
+  ];
+}
+
+/** Streams and their tokens: sharing, history, limits. */
+function streamOptions(env: (name: string) => string): Option[] {
+  return [
+    new Option('--multi', 'any number of subscribers share a token, each gets every event')
+      .conflicts('takeover')
+      .env(env('MULTI')),
+    new Option('--takeover', 'the newest subscriber of a token replaces the old one').env(
+      env('TAKEOVER'),
+    ),
+    new Option('--history <n>', 'events kept per token for replay after Last-Event-ID')
+      .default(DEFAULTS.history)
+      .argParser(parseNonNegativeInt)
+      .env(env('HISTORY')),
+    new Option('--history-bytes <bytes>', 'bytes kept per token for replay (k/m/g suffixes)')
+      .default(DEFAULTS.historyBytes, '8m')
+      .argParser(parseBytes)
+      .env(env('HISTORY_BYTES')),
+    new Option('--grace <ms>', 'how long a token and its history outlive its last subscriber')
+      .default(DEFAULTS.graceMs)
+      .argParser(parseNonNegativeInt)
+      .env(env('GRACE')),
+    new Option('--gap-event <name>', 'also signal a replay gap with an event of this type').env(
+      env('GAP_EVENT'),
+    ),
+    new Option('--max-buffer <bytes>', 'bytes waiting for one subscriber before it is cut off')
+      .default(DEFAULTS.maxBuffer, '1m')
+      .argParser(parseBytes)
+      .env(env('MAX_BUFFER')),
+    new Option('--max-body <bytes>', 'largest POST body (413 above)')
+      .default(DEFAULTS.maxBody, '1m')
+      .argParser(parseBytes)
+      .env(env('MAX_BODY')),
+    new Option('--max-connections <n>', 'open streams allowed at once (503 above)')
+      .argParser(parsePositiveInt)
+      .env(env('MAX_CONNECTIONS')),
+    new Option(
+      '--max-memory <bytes>',
+      'bytes for all history plus events waiting for slow readers: oldest history goes first, then POSTs get 503 (0 = no bound)',
+    )
+      .default(DEFAULTS.maxMemory, '256m')
+      .argParser(parseBytes)
+      .env(env('MAX_MEMORY')),
+  ];
+}
+
+/** Who may read and write: CORS, the publish secret, JWT grants. */
+function accessOptions(env: (name: string) => string): Option[] {
+  return [
+    new Option(
+      '--cors <origin>',
+      'allow this origin, with credentials (repeatable; * for any origin, without credentials)',
+    )
+      .argParser(collectString)
+      .env(env('CORS')),
+    new Option(
+      '--publish-secret <secret>',
+      'POST and /stats need "Authorization: Bearer <secret>" (else 401)',
+    ).env(env('PUBLISH_SECRET')),
+    new Option(
+      '--jwt-secret <secret>',
+      'streams, POSTs and /stats need a JWT granting them, signed with this HMAC secret (HS256/384/512, 32+ bytes)',
+    ).env(env('JWT_SECRET')),
+    new Option(
+      '--jwt-key <file>',
+      'the same with a public key: a PEM file or a JWKS JSON file (RS256, PS256, ES256, EdDSA)',
+    ).env(env('JWT_KEY')),
+    new Option('--jwt-issuer <iss>', 'JWTs must have this issuer (iss)').env(env('JWT_ISSUER')),
+    new Option('--jwt-audience <aud>', 'JWTs must have this audience (aud)').env(
+      env('JWT_AUDIENCE'),
+    ),
+    new Option('--jwt-cookie <name>', 'the cookie a JWT is read from')
+      .default('eventsource_access_token')
+      .env(env('JWT_COOKIE')),
+  ];
+}
+
+/** Running it: the demo page, metrics, presence, Redis and workers. */
+function operationOptions(env: (name: string) => string): Option[] {
+  return [
+    new Option('--demo', 'serve a demo page at / to watch and send events').env(env('DEMO')),
+    new Option(
+      '--metrics',
+      'serve GET /metrics in the Prometheus text format (same access rule as /stats)',
+    ).env(env('METRICS')),
+    new Option(
+      '--presence-token <token>',
+      'publish a join or leave event {"token","subscribers"} to this token whenever a stream opens or closes',
+    ).env(env('PRESENCE_TOKEN')),
+    new Option(
+      '--redis <url>',
+      'share tokens, history and ids with every listener on this Redis (redis://host:port/db, or redis+sentinel://host:port,host:port/<master-name>)',
+    ).env(env('REDIS')),
+    new Option(
+      '--redis-wait-replicas <n>',
+      'answer a POST 2xx only once n Redis replicas have its event (503 when they do not in time)',
+    )
+      .default(0)
+      .argParser(parseNonNegativeInt)
+      .env(env('REDIS_WAIT_REPLICAS')),
+    new Option('--redis-wait-timeout <ms>', 'longest wait for --redis-wait-replicas')
+      .default(2000)
+      .argParser(parsePositiveInt)
+      .env(env('REDIS_WAIT_TIMEOUT')),
+    new Option('--workers <n>', 'fork n worker processes sharing the port (needs --redis)')
+      .argParser(parsePositiveInt)
+      .env(env('WORKERS')),
+  ];
 }
 
 function pickClass(flags: ListenerFlags): EventClass {
