@@ -14,7 +14,7 @@ import { sendRequest } from '../request.js';
 import { flattenError } from '../errors.js';
 import { debugClient as debug } from '../debug.js';
 import { normalizePrefix } from '../listener/routes.js';
-import { createHeaders } from './options.js';
+import { createHeaders, parseUrl } from './options.js';
 import {
   evaluateChecks,
   type Diagnosis,
@@ -144,25 +144,7 @@ function resolveDiagnoseOptions(
   url: string | URL,
   options: DiagnoseOptions,
 ): ResolvedDiagnoseOptions {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new TypeError(
-      `\`url\` must be an absolute http(s) URL, got ${JSON.stringify(String(url))}`,
-    );
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new TypeError(`\`url\` must be an http(s) URL, got ${JSON.stringify(parsed.href)}`);
-  }
-  let username = options.username;
-  let password = options.password;
-  if (parsed.username || parsed.password) {
-    username ??= decodeURIComponent(parsed.username);
-    password ??= decodeURIComponent(parsed.password);
-    parsed.username = '';
-    parsed.password = '';
-  }
+  const { parsed, username, password } = parseUrl(url, options.username, options.password);
   const observeMs = checkMs(options.observeMs, 'observeMs', 20000, 1);
   const keepaliveMaxMs = checkMs(options.keepaliveMaxMs, 'keepaliveMaxMs', 45000, 1);
   const origin = options.origin;

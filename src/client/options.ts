@@ -101,6 +101,38 @@ export interface ResolvedClientOptions {
 }
 
 /**
+ * Parses the URL a stream is read from, and takes the user info out of it: credentials in the URL
+ * become the Basic credentials unless the options give their own.
+ * @throws TypeError for a URL that is not an absolute http(s) URL.
+ */
+export function parseUrl(
+  url: string | URL,
+  givenUsername: string | undefined,
+  givenPassword: string | undefined,
+): { parsed: URL; username: string | undefined; password: string | undefined } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError(
+      `\`url\` must be an absolute http(s) URL, got ${JSON.stringify(String(url))}`,
+    );
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new TypeError(`\`url\` must be an http(s) URL, got ${JSON.stringify(parsed.href)}`);
+  }
+  let username = givenUsername;
+  let password = givenPassword;
+  if (parsed.username || parsed.password) {
+    username ??= decodeURIComponent(parsed.username);
+    password ??= decodeURIComponent(parsed.password);
+    parsed.username = '';
+    parsed.password = '';
+  }
+  return { parsed, username, password };
+}
+
+/**
  * Checks an {@link EventSourceClient}'s URL and options, fills in the defaults, and creates the
  * agent the client will own unless a dispatcher is given.
  * @param url The stream's URL (http or https). User info in it becomes basic authentication.
@@ -113,25 +145,7 @@ export function resolveOptions(
   url: string | URL,
   options: EventSourceClientOptions,
 ): ResolvedClientOptions {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new TypeError(
-      `\`url\` must be an absolute http(s) URL, got ${JSON.stringify(String(url))}`,
-    );
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new TypeError(`\`url\` must be an http(s) URL, got ${JSON.stringify(parsed.href)}`);
-  }
-  let username = options.username;
-  let password = options.password;
-  if (parsed.username || parsed.password) {
-    username ??= decodeURIComponent(parsed.username);
-    password ??= decodeURIComponent(parsed.password);
-    parsed.username = '';
-    parsed.password = '';
-  }
+  const { parsed, username, password } = parseUrl(url, options.username, options.password);
 
   const retryMs = checkMs(options.retryMs, 'retryMs', 3000);
   const maxRetryMs = checkMs(options.maxRetryMs, 'maxRetryMs', 30000);
