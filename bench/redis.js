@@ -187,8 +187,9 @@ function subscribe(url, token, onLatency) {
   });
 }
 
+/** One POST; resolves with its status, or with the error's code (a reset under load is counted, not fatal). */
 function post(agent, url, token, body) {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const request = http.request(`${url}/ping/${token}`, {
       method: 'POST',
       agent,
@@ -198,7 +199,7 @@ function post(agent, url, token, body) {
       response.resume();
       response.on('end', () => resolve(response.statusCode));
     });
-    request.on('error', reject);
+    request.on('error', (error) => resolve(error.code ?? error.message));
     request.end(body);
   });
 }
