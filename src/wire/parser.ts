@@ -142,7 +142,9 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
   // value as a slice of the whole chunk it came in (which a comment may fill), and every data line
   // adds a node of about 32 bytes to the data string, which an empty `data:` line costs as well.
   let size = 0;
-  // Data lines appended since the data string was last made flat (see appendData()).
+  // Data lines appended since the data string was last made flat (see appendData()). Neither is
+  // reset per event, to keep the usual events free of the cost: an event that starts with some
+  // count left over is made flat a little early, which costs little for a short string.
   let pieceCount = 0;
   let flattenAt = MIN_FLATTEN_PIECES;
   let eventType = '';
@@ -211,8 +213,6 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
       data = value;
       hasData = true;
       size = lineLength + 1;
-      pieceCount = 0;
-      flattenAt = MIN_FLATTEN_PIECES;
     }
   }
 
@@ -220,7 +220,8 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
   // bytes a node, and each piece keeps the chunk it was cut from), several times what `size`
   // counts. Making it one flat string from time to time releases all that; the next time comes
   // after at least 1/64 as many pieces as the flat string has characters, so each character is
-  // copied a bounded number of times and the tree never outweighs the text by much.
+  // copied a bounded number of times, and the tree never holds more than max(1024, limit / 64)
+  // pieces: 32 bytes each, half a byte per unit of the limit.
   function flattenData(): void {
     // Converting a string to a number first makes it flat (the cheapest way JavaScript has).
     Number(data);
