@@ -80,6 +80,11 @@ export interface Broker {
   stats(): BrokerStats;
   /** Whether `token` is connected, and its last event id. */
   presence(token: string): Presence | Promise<Presence>;
+  /**
+   * For a broker shared by several processes: tells `onLost` each token whose streams were lost
+   * with a process that died, so that their departure can be announced. Optional.
+   */
+  watchDepartures?(onLost: (token: string) => void): void;
   /** Ends every stream and stops timers. */
   close(): Promise<void>;
 }

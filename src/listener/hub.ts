@@ -125,6 +125,9 @@ export class Hub {
     if (presenceToken !== undefined) {
       this.context.onLeave = (subscriber) =>
         announce(this.broker, options.eventClass, presenceToken, 'leave', subscriber.token);
+      this.broker.watchDepartures?.((token) =>
+        announce(this.broker, options.eventClass, presenceToken, 'leave', token),
+      );
     }
     // One shared timer for every stream, ticking KEEPALIVE_TICKS times per interval: a stream gets
     // a comment at the tick that ends the interval it has been silent for. Ticking once per interval

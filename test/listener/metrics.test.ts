@@ -349,3 +349,25 @@ test(
     ]);
   },
 );
+
+test(
+  "a killed process's streams are announced as leaves once their heartbeat expires",
+  { skip: redisSkipReason(), timeout },
+  async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.close());
+    const args = ['-k', '0', '--multi', '--redis', redis.url, '--presence-token', 'presence'];
+    const [a, b, c] = await Promise.all([0, 1, 2].map(() => startListenerProcess(args)));
+    for (const running of [a, b, c]) t.after(() => running?.stop());
+    const watcher = await stream(t, `${a?.url}/poll/presence`);
+    await stream(t, `${b?.url}/poll/dev-9`);
+    await watcher.waitFor(1);
+    b?.child.kill('SIGKILL');
+    // The heartbeat lives 5 s; one of the two live processes notices within a second after.
+    await watcher.waitFor(2, 12000);
+    await sleep(1500);
+    assert.deepEqual(feed(watcher), ['join dev-9 1', 'leave dev-9 0']);
+    const seen = (await (await fetch(`${a?.url}/stats/dev-9`)).json()) as { subscribers: number };
+    assert.equal(seen.subscribers, 0);
+  },
+);

@@ -49,6 +49,7 @@ import { Chunk } from '../chunk.js';
 import type { Subscriber } from '../subscriber.js';
 import { fillId, PublishBatch, templateEvent } from './batch.js';
 import { clientOptions, parseRedisUrl, redact, type RedisTarget } from './connection.js';
+import { Departures } from './departures.js';
 import { RedisNotAcknowledgedError, RedisUnavailableError } from './errors.js';
 import { decodeMessage, eventMessage, type Message } from './messages.js';
 import { AcknowledgementBatch, PrimaryWatch } from './replication.js';
@@ -109,6 +110,8 @@ export class RedisBroker implements Broker {
   private lastError = '';
   private recovering: Promise<void> | undefined = undefined;
   private readonly heartbeatTimer: NodeJS.Timeout;
+  /** Noticing dead processes' streams, when presence is announced. */
+  private departures: Departures | undefined;
   private readonly scripts: Scripts;
   private readonly batch: PublishBatch;
   /** The replicas' confirmation of POSTs; undefined with `waitReplicas` 0. */
@@ -304,9 +307,15 @@ export class RedisBroker implements Broker {
     for (const message of paused) state.dispatch(message);
   }
 
-  private async heartbeat(): Promise<void> {
+  /** The tokens this process has streams of. */
+  private liveTokens(): string[] {
     const live: string[] = [];
     for (const state of this.tokens.values()) if (state.live.length > 0) live.push(state.token);
+    return live;
+  }
+
+  private async heartbeat(): Promise<void> {
+    const live = this.liveTokens();
     const ttl = this.expiryMs + this.graceMs;
     const procKey = this.keys.procPrefix + this.processId;
     for (let i = 0; i === 0 || i < live.length; i += HEARTBEAT_TOKENS) {
@@ -318,6 +327,15 @@ export class RedisBroker implements Broker {
         ...live.slice(i, i + HEARTBEAT_TOKENS),
       );
     }
+    if (this.departures !== undefined) await this.departures.check(live);
+  }
+
+  /**
+   * Tells `onLost` each token that a dead process (no heartbeat) had streams of, once across all
+   * processes; for presence announcements. Off until called.
+   */
+  watchDepartures(onLost: (token: string) => void): void {
+    this.departures = new Departures(this.cmd, this.keys, this.processId, this.expiryMs, onLost);
   }
 
   private onMessage(channel: string, message: string): void {
@@ -432,6 +450,8 @@ export class RedisBroker implements Broker {
       return 'ok';
     }
     state.live.push(local);
+    // A token's first stream here: its departure must be known at once, not at the next heartbeat.
+    if (state.live.length === 1) this.departures?.recordSoon(() => this.liveTokens());
     this.streamCount++;
     subscriber.onClose = () => {
       const index = state.live.indexOf(local);
@@ -648,6 +668,7 @@ export class RedisBroker implements Broker {
     this.isReady = false;
     if (leaving.length > 0 || this.cmd.status === 'ready') {
       leaving.push(this.cmd.del(this.keys.procPrefix + this.processId));
+      if (this.departures !== undefined) leaving.push(this.departures.leave());
       // Bounded: a Redis that does not answer must not hold up the shutdown.
       await Promise.race([
         Promise.allSettled(leaving),
