@@ -19,6 +19,11 @@
 // EventSource can send), and one publish JWT for every POST, sent as `Authorization: Bearer` on
 // all publisher connections (a backend's one credential). Both expire in an hour.
 //
+// Given `scrapeEveryMs` (unicast, the listener with `--metrics`), it also scrapes `GET /metrics`
+// that often during the measured window, as Prometheus would (though Prometheus's usual interval
+// is 15 s or more), over its own keep-alive connection, one scrape at a time; the scrapes' cost is
+// in the server's CPU, and their count and times are in `info`.
+//
 // `transport` picks how connections and broadcast reach the server: `h1` (the default, cleartext
 // HTTP/1.1), `h1-tls` (HTTP/1.1 over TLS, one stream per connection) or `h2` (node:http2 client
 // sessions, `sessions` of them, stream i on session i mod sessions). Both TLS transports trust
@@ -26,6 +31,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -626,6 +632,55 @@ async function mintGrants(secret, tokens) {
   return { subscribe, publish };
 }
 
+/**
+ * Scrapes `<base>metrics` every `everyMs` from now until stop(), one at a time, over one keep-alive
+ * connection. A scrape that does not answer 200 with the deliveries counter counts as `badScrape`.
+ * @returns {{ stop: () => { count: number, medianMs: number, maxMs: number } }}
+ */
+function startScraping(target, everyMs, checks) {
+  checks.badScrape = 0;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const times = [];
+  let isBusy = false;
+  const scrape = () => {
+    if (isBusy) return;
+    isBusy = true;
+    const startedAt = performance.now();
+    const request = http.get(
+      { host: target.host, port: target.port, path: `${target.base}metrics`, agent },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (text) => (body += text));
+        response.on('end', () => {
+          times.push(performance.now() - startedAt);
+          if (response.statusCode !== 200 || !body.includes('eventsource_deliveries_total ')) {
+            checks.badScrape++;
+          }
+          isBusy = false;
+        });
+      },
+    );
+    request.on('error', () => {
+      checks.badScrape++;
+      isBusy = false;
+    });
+  };
+  const timer = setInterval(scrape, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      agent.destroy();
+      const sorted = times.slice().sort((a, b) => a - b);
+      return {
+        count: sorted.length,
+        medianMs: percentile(sorted, 50),
+        maxMs: percentile(sorted, 100),
+      };
+    },
+  };
+}
+
 /** 1 subscriber per token; publishers POST as fast as answered, each owning a share of the tokens. */
 async function runUnicast(p) {
   const target = targetOf(p);
@@ -670,6 +725,8 @@ async function runUnicast(p) {
   const cpu0 = readCpuMs(p.pids, p.clockTicks);
   const own0 = cpuNow();
   const t0 = performance.now();
+  const scraping =
+    p.scrapeEveryMs === undefined ? undefined : startScraping(target, p.scrapeEveryMs, checks);
   pubs.forEach((pub, index) => {
     const queue = queues[index];
     let at = 0;
@@ -697,6 +754,7 @@ async function runUnicast(p) {
   const tEnd = performance.now();
   const cpu1 = readCpuMs(p.pids, p.clockTicks);
   const own1 = cpuNow();
+  const scrapes = scraping?.stop();
   if (delivered + checks.lost < events) checks.lost += events - delivered - checks.lost;
   for (const pub of pubs) pub.close();
   for (const sub of subs) sub.close();
@@ -718,6 +776,7 @@ async function runUnicast(p) {
       answered,
       latencyMaxMs: latency.max,
       ...(p.jwtSecret === undefined ? {} : { auth: 'JWT per stream, 1 shared publish JWT' }),
+      ...(scrapes === undefined ? {} : { scrapes }),
     },
     checks,
   };

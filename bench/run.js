@@ -8,6 +8,7 @@
 //   npm run bench -- --only h2                 HTTP/2 against HTTP/1.1 on the TLS listener
 //   npm run bench -- --servers raw,ours        some servers only
 //   npm run bench -- --only unicast --servers ours,ours-jwt   the listener without and with JWT auth
+//   npm run bench -- --only unicast --servers ours,ours-metrics   without and with --metrics
 //   npm run bench -- --cpu-prof DIR            Node servers run under `node --cpu-prof` (DIR/<server>/)
 //
 // Every server starts fresh for every scenario and repetition and is driven by bench/loadgen.js, a
@@ -20,6 +21,9 @@
 // with `--jwt-secret`: every stream carries its own JWT in `?access_token=` (a subscribe grant for
 // its token, as a browser's would), every POST one publish JWT in `Authorization: Bearer`, shared
 // by all publisher connections (as a backend's would); see issue 16 and BENCHMARKS.md "JWT auth".
+// `ours-metrics` (unicast only) is our listener with `--metrics`, and the load generator scrapes
+// `GET /metrics` once a second during the measured window, as Prometheus would (its usual interval
+// is 15 s or more, so this is the harder case); see issue 17 and BENCHMARKS.md "Metrics".
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -90,6 +94,7 @@ const SERVER_LABELS = {
   raw: 'raw floor (node:http)',
   ours: 'eventsource-listener',
   'ours-jwt': 'eventsource-listener, JWT auth',
+  'ours-metrics': 'eventsource-listener, --metrics scraped every 1 s',
   'better-sse': 'better-sse',
   nchan: 'nginx + nchan',
 };
@@ -193,12 +198,23 @@ for (const name of selected) {
   }
 }
 const hasNchan = isNchanAvailable();
-let servers = ['raw', 'ours', 'ours-jwt', 'better-sse', ...(hasNchan ? ['nchan'] : [])];
+let servers = [
+  'raw',
+  'ours',
+  'ours-jwt',
+  'ours-metrics',
+  'better-sse',
+  ...(hasNchan ? ['nchan'] : []),
+];
 if (flags.servers !== undefined) {
   servers = flags.servers.split(',').filter((s) => servers.includes(s) || s === 'ours');
 }
 /** Scenarios that `ours-jwt` runs in: authorization costs per request, so unicast shows it. */
 const JWT_SCENARIOS = new Set(['unicast']);
+/** Scenarios that `ours-metrics` runs in: the metrics are counted per POST, so unicast shows it. */
+const METRICS_SCENARIOS = new Set(['unicast']);
+/** How often the load generator scrapes `ours-metrics` during the measured window. */
+const SCRAPE_EVERY_MS = 1000;
 /** The HMAC secret of `ours-jwt`, fresh for every run (the load generator mints the JWTs). */
 const jwtSecret = randomBytes(32).toString('base64url');
 
@@ -357,7 +373,7 @@ async function startServer(name, { multi = false, tls = false } = {}) {
       : [];
   const isJwt = name === 'ours-jwt';
   const script =
-    name === 'ours' || isJwt
+    name === 'ours' || isJwt || name === 'ours-metrics'
       ? [
           'bin/eventsource-listener.js',
           '-H',
@@ -369,6 +385,7 @@ async function startServer(name, { multi = false, tls = false } = {}) {
           '0',
           ...(multi ? ['--multi'] : []),
           ...(tls ? ['-K', TLS_FILES.key, '-C', TLS_FILES.cert] : []),
+          ...(name === 'ours-metrics' ? ['--metrics'] : []),
         ]
       : [`bench/servers/${name}.js`, '-H', '127.0.0.1', '-P', '0'];
   const child = spawnPinned(0, [process.execPath, ...nodeFlags, ...script], {
@@ -428,8 +445,13 @@ async function measure(scenario, subject, rep, run) {
         : result.rows
           ? ''
           : ' (all deliveries checked)';
+    const scrapes = result.info?.scrapes;
+    const scraped =
+      scrapes === undefined
+        ? ''
+        : ` scrapes=${scrapes.count} (median ${format(scrapes.medianMs)} ms, max ${format(scrapes.maxMs)} ms)`;
     log(
-      `[${scenario} ${rep + 1}/${reps}] ${subject}: ${result.metrics ? brief(result.metrics) : `${result.rows.length} rows`}${checks} (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+      `[${scenario} ${rep + 1}/${reps}] ${subject}: ${result.metrics ? brief(result.metrics) : `${result.rows.length} rows`}${scraped}${checks} (${((Date.now() - started) / 1000).toFixed(1)} s)`,
     );
   } catch (error) {
     record(scenario, subject, { error: error.message });
@@ -443,6 +465,7 @@ async function runServerScenario(name) {
     // Servers take turns within each repetition, so drift on this shared machine hits all alike.
     for (const server of servers) {
       if (server === 'ours-jwt' && !JWT_SCENARIOS.has(name)) continue;
+      if (server === 'ours-metrics' && !METRICS_SCENARIOS.has(name)) continue;
       await measure(name, server, rep, async () => {
         const started = await startServer(server, { multi: scenario.multi === true });
         try {
@@ -452,6 +475,7 @@ async function runServerScenario(name) {
             pids: started.pids,
             ...scenario.params,
             ...(server === 'ours-jwt' ? { jwtSecret } : {}),
+            ...(server === 'ours-metrics' ? { scrapeEveryMs: SCRAPE_EVERY_MS } : {}),
           });
         } finally {
           await started.stop();
@@ -757,6 +781,15 @@ function evaluateBars(summary) {
     get('unicast', 'ours', 'cpuPerDeliveryUs'),
     (r) => r <= 1.1,
     '≤ 1.10×',
+    'µs',
+  );
+  bar(
+    'unicast with --metrics: server CPU per delivery ≤ 1.05 × without',
+    'unicast',
+    get('unicast', 'ours-metrics', 'cpuPerDeliveryUs'),
+    get('unicast', 'ours', 'cpuPerDeliveryUs'),
+    (r) => r <= 1.05,
+    '≤ 1.05×',
     'µs',
   );
   bar(
