@@ -5,7 +5,8 @@
 // the request to the last byte of the answer, over a keep-alive connection on loopback), the size
 // of the answer and how many series it holds, and the listener's CPU time per scrape (utime + stime
 // from /proc/<pid>/stat over all the scrapes of a state, so less sensitive to a busy machine than
-// the times, which include waiting for a core):
+// the times, which include waiting for a core; counted in clock ticks, 10 ms each, so exact to
+// 10 ms / --scrapes):
 //
 //   empty    nothing connected yet
 //   streams  10 000 open streams on 10 000 tokens, one event in each token's history
