@@ -9,6 +9,14 @@ import { createRequire } from 'node:module';
 import type { ListenerStats } from '../listener/stats.js';
 import type { ClusterGather } from '../listener/options.js';
 
+/** Stats that are the same thing seen by each worker: the whole listener's is the largest. */
+const LARGEST = new Set([
+  'uptimeSeconds',
+  'redisFailovers',
+  'redisLastFailoverMs',
+  'redisWaitReplicas',
+]);
+
 /** How long the primary waits for the workers' stats. */
 const GATHER_TIMEOUT_MS = 2000;
 
@@ -138,8 +146,8 @@ export function servePrimaryGather(hasMetrics: boolean): void {
 }
 
 /**
- * The stats of the whole listener: numbers summed (the uptime is the longest), other values the
- * first worker's, and how many workers answered.
+ * The stats of the whole listener: numbers summed (but the uptime and the shared Redis's failover
+ * figures, which are the largest), other values the first worker's, and how many workers answered.
  */
 export function sumStats(all: readonly ListenerStats[]): ListenerStats {
   const total: Record<string, number | string | boolean> = { workers: all.length };
@@ -147,7 +155,8 @@ export function sumStats(all: readonly ListenerStats[]): ListenerStats {
     for (const [key, value] of Object.entries(stats)) {
       const known = total[key];
       if (typeof value !== 'number') total[key] ??= value;
-      else if (key === 'uptimeSeconds') total[key] = Math.max(Number(known ?? 0), value);
+      // Figures every worker sees alike (the shared Redis's failovers) are not added up.
+      else if (LARGEST.has(key)) total[key] = Math.max(Number(known ?? value), value);
       else total[key] = Number(known ?? 0) + value;
     }
   }
