@@ -82,7 +82,7 @@ export interface JwtOptions {
 const REALM = 'Bearer realm="eventsource"';
 /** Seconds of clock difference allowed for `exp` and `nbf`. */
 const CLOCK_TOLERANCE_S = 5;
-/** Verified JWTs remembered (least recently used out first). */
+/** Verified JWTs remembered (oldest out first). */
 const CACHE_SIZE = 10000;
 /** Refused JWTs remembered, apart from the verified ones. */
 const REFUSAL_CACHE_SIZE = 1000;
@@ -90,8 +90,8 @@ const REFUSAL_CACHE_SIZE = 1000;
 const MAX_JWT_LENGTH = 4096;
 /** Three base64url parts: the shape of a compact JWS, checked before any verification. */
 const COMPACT_JWS = /^[\w-]+\.[\w-]+\.[\w-]*$/;
-/** Verifications running at once; past it, a new JWT gets `503` until some finish. */
-const MAX_PENDING = 64;
+/** Verifications running at once; the others wait for a slot. */
+const MAX_VERIFYING = 64;
 /** The shortest HMAC secret accepted, in bytes (RFC 7518 §3.2: at least the hash's size). */
 export const MIN_SECRET_BYTES = 32;
 
@@ -104,12 +104,6 @@ const NO_TOKEN: AccessRefusal = {
 
 /** The answer to a JWT that is not even shaped like one. */
 const MALFORMED = invalidToken('the access token is malformed');
-/** The answer while too many new JWTs are being verified at once. */
-const BUSY: AccessRefusal = {
-  status: 503,
-  message: 'Too many access tokens are being checked: try again',
-  headers: ['Retry-After', '1'],
-};
 
 /** A verified JWT, or why it was refused. */
 type Verdict =
@@ -155,11 +149,14 @@ export function createJwtAuthorizer(options: JwtOptions): Authorize {
   checkJwtOptions(options);
   const cookieName = options.cookie ?? 'eventsource_access_token';
   // Grants and refusals are kept apart, so that a flood of bad JWTs cannot push the good ones out;
-  // each is a Map in least-recently-used order (a hit moves its entry to the end).
+  // each drops its oldest entry when full.
   const grants = new Map<string, Verdict>();
   const refusals = new Map<string, Verdict>();
   // One verification per JWT at a time: the requests that carry it while it runs share it.
   const pending = new Map<string, Promise<Verdict>>();
+  // A burst of new JWTs (every browser reconnecting after a restart) waits its turn rather than
+  // queueing thousands of verifications on the thread pool at once.
+  const slots = new Slots(MAX_VERIFYING);
   let verify: ((jwt: string) => Promise<Verdict>) | undefined;
 
   const judge = (verdict: Verdict, request: AccessRequest): AccessDecision => {
@@ -187,11 +184,7 @@ export function createJwtAuthorizer(options: JwtOptions): Authorize {
     const jwt = findJwt(request, cookieName);
     if (jwt === undefined) return NO_TOKEN;
     const granted = grants.get(jwt);
-    if (granted !== undefined) {
-      grants.delete(jwt);
-      grants.set(jwt, granted);
-      return judge(granted, request);
-    }
+    if (granted !== undefined) return judge(granted, request);
     const refused = refusals.get(jwt);
     if (refused !== undefined) return judge(refused, request);
     // Not a compact JWS at all (or far too long to be one): refused without verification, and
@@ -199,13 +192,15 @@ export function createJwtAuthorizer(options: JwtOptions): Authorize {
     if (jwt.length > MAX_JWT_LENGTH || !COMPACT_JWS.test(jwt)) return MALFORMED;
     let verifying = pending.get(jwt);
     if (verifying === undefined) {
-      if (pending.size >= MAX_PENDING) return BUSY;
       verify ??= makeVerifier(options);
-      verifying = verify(jwt).then((verdict) => {
-        pending.delete(jwt);
-        remember(jwt, verdict);
-        return verdict;
-      });
+      const run = verify;
+      verifying = slots
+        .run(() => run(jwt))
+        .then((verdict) => {
+          pending.delete(jwt);
+          remember(jwt, verdict);
+          return verdict;
+        });
       pending.set(jwt, verifying);
     }
     return verifying.then((verdict) => judge(verdict, request));
@@ -460,4 +455,23 @@ export async function signAccessToken(
   if (issuer !== undefined) jwt = jwt.setIssuer(issuer);
   if (audience !== undefined) jwt = jwt.setAudience(audience);
   return jwt.sign(new TextEncoder().encode(secret));
+}
+
+/** At most `size` tasks at once; the others start in order as slots free up. */
+class Slots {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly size: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.size) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    try {
+      return await task();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
 }

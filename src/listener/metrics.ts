@@ -19,7 +19,8 @@ export type DropReason = 'slow_reader' | 'expired_grant' | 'takeover';
 export class Metrics {
   readonly registry: Registry;
   private readonly rejected: Counter<'status'>;
-  private readonly events: Counter;
+  /** Events accepted: a plain number, read at each scrape (a prom-client inc() per POST costs more). */
+  private eventCount = 0;
   private readonly publishDuration: DurationHistogram;
 
   /**
@@ -68,11 +69,13 @@ export class Metrics {
         this.set(typeof bytes === 'number' ? bytes : 0);
       },
     });
-    this.events = new client.Counter({
-      name: 'eventsource_events_total',
-      help: 'Events accepted (answered with a 2xx).',
+    readCounter(
+      client,
       registers,
-    });
+      'eventsource_events_total',
+      'Events accepted (answered with a 2xx).',
+      () => this.eventCount,
+    );
     readCounter(
       client,
       registers,
@@ -134,7 +137,7 @@ export class Metrics {
 
   /** Counts an event accepted with a 2xx. */
   countEvent(): void {
-    this.events.inc();
+    this.eventCount++;
   }
 
   /** Records how long a POST took, from `startedAt` (ms, `performance.now()`). */
