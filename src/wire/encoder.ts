@@ -7,6 +7,7 @@
  * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#parsing-an-event-stream
  */
 import { WireFormatError } from '../errors.js';
+import { MAX_RETRY_MS } from './retry.js';
 
 /** One event as it goes on the wire. */
 export interface WireEvent {
@@ -107,8 +108,12 @@ export function encodeComment(text = ''): string {
 }
 
 function encodeRetryField(ms: number): string {
-  if (!Number.isSafeInteger(ms) || ms < 0) {
-    throw new RangeError(`\`retry\` must be a non-negative integer (milliseconds), got ${ms}`);
+  // Past the ceiling every client of this package waits the ceiling anyway, and Node's timers turn
+  // delays past 2^31 - 1 ms into 1 ms: the same bound as the listener's `retry` POST.
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_RETRY_MS) {
+    throw new RangeError(
+      `\`retry\` must be a non-negative integer of at most ${MAX_RETRY_MS} (milliseconds, 24 h), got ${ms}`,
+    );
   }
   return `retry: ${ms}\n`;
 }

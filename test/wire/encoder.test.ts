@@ -10,6 +10,7 @@ import {
   encodeTrustedEvent,
   type WireEvent,
 } from '../../src/wire/encoder.js';
+import { MAX_RETRY_MS } from '../../src/wire/retry.js';
 import type { ParsedEvent } from '../../src/wire/parser.js';
 import { parseChunks, toBytes } from './fixtures.js';
 
@@ -83,7 +84,7 @@ describe('encodeEvent', () => {
     }
   }
 
-  for (const retry of [-1, 1.5, Number.NaN, Infinity, 2 ** 53]) {
+  for (const retry of [-1, 1.5, Number.NaN, Infinity, 2 ** 53, MAX_RETRY_MS + 1, 99999999999]) {
     test(`refuses retry ${retry} with RangeError`, () => {
       assert.throws(() => encodeEvent({ data: 'x', retry }), RangeError);
       assert.throws(() => encodeRetry(retry), RangeError);
@@ -145,6 +146,7 @@ describe('encodeComment and encodeRetry', () => {
 
   test('encodeRetry writes a retry block the parser reports and dispatches nothing for', () => {
     assert.equal(encodeRetry(0), 'retry: 0\n\n');
+    assert.equal(encodeRetry(MAX_RETRY_MS), `retry: ${MAX_RETRY_MS}\n\n`);
     const result = parseChunks([encodeRetry(2500)]);
     assert.deepEqual(result.retries, [2500]);
     assert.deepEqual(result.events, []);
@@ -177,7 +179,7 @@ describe('encoder and parser round trip (property)', () => {
       data: text,
       id: fieldValue,
       event: fieldValue,
-      retry: fc.nat({ max: 1e9 }),
+      retry: fc.nat({ max: MAX_RETRY_MS }),
     },
     { requiredKeys: ['data'] },
   );
