@@ -50,11 +50,16 @@ export class Answers {
     body: 'Unauthorized: a valid Bearer secret is required',
     headers: ['WWW-Authenticate', 'Bearer realm="eventsource"'],
   };
-  readonly unknownAction: Answer = { status: 404, body: 'Unknown action requested' };
+  /** Names the actions this listener's event class accepts, so that a typo explains itself. */
+  readonly unknownAction: Answer;
   /** Said at once, closing the connection, rather than reading a body that will be refused. */
   readonly tooLarge: Answer;
   readonly notConnected: Answer = { status: 404, body: 'Target is not connected' };
-  readonly alreadyConnected: Answer = { status: 423, body: 'Target is already connected' };
+  /** Starts as the original's text (clients match on it), then says how to allow another. */
+  readonly alreadyConnected: Answer = {
+    status: 423,
+    body: "Target is already connected (--multi lets several subscribers share a token, --takeover lets the newest replace it; mode 'multi' or 'takeover' in the library)",
+  };
   readonly shuttingDown: Answer = {
     status: 503,
     body: 'Listener is shutting down',
@@ -89,6 +94,10 @@ export class Answers {
     this.actionJson = new Map(
       options.eventClass.ACTIONS.map((action) => [action, JSON.stringify(action)]),
     );
+    this.unknownAction = {
+      status: 404,
+      body: `Unknown action requested (this listener accepts: ${options.eventClass.ACTIONS.join(', ')})`,
+    };
     this.tooLarge = {
       status: 413,
       body: `Request body is larger than ${options.maxBody} bytes`,

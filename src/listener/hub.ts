@@ -390,7 +390,7 @@ export class Hub {
    */
   accept(token: string, action: string, body: string): PublishOutcome | Promise<PublishOutcome> {
     const eventClass = this.options.eventClass;
-    if (!this.actions.has(action)) throw new PublishError(404, 'Unknown action requested');
+    if (!this.actions.has(action)) throw new PublishError(404, this.answers.unknownAction.body);
     if (action === eventClass.FINISH) return this.broker.finish(token);
     if (action === eventClass.RETRY) {
       const text = body.trim();

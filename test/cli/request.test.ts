@@ -729,7 +729,8 @@ describe('eventsource-request against eventsource-listener', () => {
           code: 1,
           signal: null,
           stdout: '',
-          stderr: 'Unable to send request (404): Unknown action requested\n',
+          stderr:
+            'Unable to send request (404): Unknown action requested (this listener accepts: ping, close)\n',
         },
       );
     },

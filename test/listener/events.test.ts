@@ -141,7 +141,10 @@ test(
     const stream = await openStream(`${running.url}/listen/t`);
     t.after(() => stream.close());
     assert.equal(stream.response.statusCode, 200);
-    assert.equal((await post(`${running.url}/ping/t`, 'x')).body, 'Unknown action requested');
+    assert.equal(
+      (await post(`${running.url}/ping/t`, 'x')).body,
+      'Unknown action requested (this listener accepts: say, bye)',
+    );
     assert.equal((await post(`${running.url}/say/t`, 'x')).status, 200);
     await stream.waitFor(1);
     assert.equal(stream.events[0]?.event, 'say');

@@ -221,7 +221,10 @@ test(
     refused.socket.write(`"a":1}\n${simplePost('/nope/a', '')}`);
     const [first, second] = await refused.read(2);
     assert.match(first ?? '', /^HTTP\/1\.1 401 /);
-    assert.match(second ?? '', /^HTTP\/1\.1 404 [^]*Unknown action requested$/);
+    assert.match(
+      second ?? '',
+      /^HTTP\/1\.1 404 [^]*Unknown action requested \(this listener accepts: ping, close\)$/,
+    );
     assert.equal(running.nodeRequests, 0);
   },
 );

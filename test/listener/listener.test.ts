@@ -41,7 +41,7 @@ test(
     });
     await assert.rejects(listener.publish('dev', 'nope', 1), {
       status: 404,
-      message: 'Unknown action requested',
+      message: 'Unknown action requested (this listener accepts: ping, close, retry)',
     });
     await assert.rejects(listener.publish('dev', 'ping', '{bad'), (error: unknown) => {
       assert.ok(error instanceof PublishError);

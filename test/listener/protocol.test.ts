@@ -64,12 +64,12 @@ const statusTable: {
   header?: [string, string | RegExp];
 }[] = [
   {
-    name: 'POST to an unknown action answers 404 "Unknown action requested"',
+    name: 'POST to an unknown action answers 404 "Unknown action requested", naming the actions',
     subscribe: 't',
     path: '/nope/t',
     body: 'x',
     status: 404,
-    text: 'Unknown action requested',
+    text: 'Unknown action requested (this listener accepts: ping, close)',
   },
   {
     name: 'POST retry under a class without ids answers 404 "Unknown action requested"',
@@ -77,7 +77,7 @@ const statusTable: {
     path: '/retry/t',
     body: '100',
     status: 404,
-    text: 'Unknown action requested',
+    text: 'Unknown action requested (this listener accepts: ping, close)',
   },
   {
     name: 'POST to a token never subscribed answers 404 "Target is not connected"',
@@ -93,12 +93,12 @@ const statusTable: {
     text: 'Target is not connected',
   },
   {
-    name: 'a second GET on a token answers 423 "Target is already connected"',
+    name: 'a second GET on a token answers 423 "Target is already connected", naming --multi and --takeover',
     subscribe: 't',
     method: 'GET',
     path: '/poll/t',
     status: 423,
-    text: 'Target is already connected',
+    text: "Target is already connected (--multi lets several subscribers share a token, --takeover lets the newest replace it; mode 'multi' or 'takeover' in the library)",
   },
   {
     name: 'invalid JSON under JSONEvent answers 400 "Data is not properly formatted: ..."',
@@ -790,7 +790,11 @@ test('every class maps the table of actions', { timeout: 20000 }, async (t) => {
     }
     for (const action of [...refused, 'poll', 'other']) {
       const result = await post(`${running.url}/${action}/nobody`, '1');
-      assert.equal(result.body, 'Unknown action requested', `${eventClass.name} ${action}`);
+      assert.equal(
+        result.body,
+        `Unknown action requested (this listener accepts: ${allowed.join(', ')})`,
+        `${eventClass.name} ${action}`,
+      );
     }
   }
 });
