@@ -60,12 +60,18 @@ export class ContentEncodingError extends Error {
   }
 }
 
-/** An event grew past the configured maximum size before it was dispatched. */
+/**
+ * An event grew past `maxEventLength` before it was dispatched: what it holds in memory, counted in
+ * UTF-16 code units (every line from its first `data` line on, field names and line ends included).
+ */
 export class EventTooLargeError extends Error {
   override readonly name = 'EventTooLargeError';
   readonly code = 'ERR_EVENTSOURCE_EVENT_TOO_LARGE';
+  /** @param limit The `maxEventLength` passed, in UTF-16 code units. */
   constructor(readonly limit: number) {
-    super(`an event exceeded the maximum size of ${limit} characters`);
+    super(
+      `an event held more than ${limit} UTF-16 code units in memory (maxEventLength counts its lines from the first data line on, field names and line ends included)`,
+    );
   }
 }
 

@@ -415,6 +415,11 @@ test(
       ['small', 'after'],
     );
     assert.ok(errors[0] instanceof EventTooLargeError);
+    // The limit is on what the event holds in memory, not on its data's characters: say so.
+    assert.equal(
+      errors[0].message,
+      'an event held more than 1000 UTF-16 code units in memory (maxEventLength counts its lines from the first data line on, field names and line ends included)',
+    );
   },
 );
 

@@ -25,6 +25,7 @@ import {
 } from './options.js';
 import { serverMessage } from '../message.js';
 import { normalizePrefix } from '../listener/routes.js';
+import { MAX_RETRY_MS, MIN_RETRY_MS } from '../wire/retry.js';
 
 interface ClientCliOptions {
   host: string;
@@ -71,7 +72,7 @@ function createCommand(io: CliIo): Command {
     .option('-d, --debug', 'print debug output on stderr (DEBUG=eventsource:*)')
     .option(
       '-r, --retry <ms>',
-      'reconnect after <ms> when the stream ends (the server\'s "retry:" overrides it); 0 = no reconnection',
+      `reconnect after <ms> when the stream ends (the server's "retry:" overrides it; every wait is kept between ${MIN_RETRY_MS} ms and ${MAX_RETRY_MS / 3600000} h); 0 = no reconnection`,
       parseNonNegativeInt,
       0,
     )
@@ -245,6 +246,17 @@ function formatText(event: ClientEvent): string {
   return `${event.event}${event.id === null ? '' : ` #${event.id}`}: ${data}\n`;
 }
 
+/** Whether the error, or one of its causes, is a refused TCP connection (nothing listens there). */
+function isConnectionRefused(error: unknown): boolean {
+  for (let depth = 0; error instanceof Error && depth < 8; depth++) {
+    if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') return true;
+    // `localhost` tries ::1 and 127.0.0.1: both refusals come as one AggregateError.
+    if (error instanceof AggregateError && error.errors.some(isConnectionRefused)) return true;
+    error = error.cause;
+  }
+  return false;
+}
+
 function describe(error: Error, url: string, wasOpen: boolean): string {
   if (error instanceof HttpStatusError) {
     return `Unable to connect to ${url} (${error.status}): ${serverMessage(error.status, error.body, '', false)}`;
@@ -271,6 +283,9 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     options = program.opts<ClientCliOptions>();
     if (options.debug) enableDebug();
     url = buildUrl(program.args[0], options);
+    if (options.password !== undefined && options.user === undefined) {
+      throw new UsageError('-p/--password is the HTTP Basic password: give -u/--user with it');
+    }
     options.password ??= io.env.EVENTSOURCE_PASSWORD;
     if (options.user !== undefined && options.bearer !== undefined) {
       throw new UsageError('use either -u/--user or --bearer, not both');
@@ -355,8 +370,13 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   // Whether the current connection is open: it decides between "unable to connect" and "lost".
   let isOpen = false;
   let failure: string | undefined;
+  // A refused connection is said once with what to do, then retried quietly until one opens.
+  const refusedHint =
+    options.url === undefined ? 'is eventsource-listener running?' : 'is the server running?';
+  let isRefusalSaid = false;
   client.addEventListener('open', () => {
     isOpen = true;
+    isRefusalSaid = false;
     io.stderr.write(`connected to ${url}\n`);
   });
   client.addEventListener('error', (event: Event) => {
@@ -368,9 +388,18 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       return;
     }
     const reason = error === undefined ? 'stream ended' : describe(error, url, isOpen);
+    const isRefused = !isOpen && isConnectionRefused(error);
     isOpen = false;
-    if (willReconnect) {
+    if (willReconnect && isRefused) {
+      if (isRefusalSaid) return;
+      isRefusalSaid = true;
+      io.stderr.write(
+        `${reason} (${refusedHint}); reconnecting in ${delayMs} ms, quietly while refused\n`,
+      );
+    } else if (willReconnect) {
       io.stderr.write(`${reason}; reconnecting in ${delayMs} ms\n`);
+    } else if (isRefused) {
+      failure = `${reason} (${refusedHint} Start it first, or add -k to keep trying)`;
     } else if (error instanceof HttpStatusError && error.status === 204) {
       io.stderr.write(`${url} answered 204 No Content: not reconnecting\n`);
     } else if (error !== undefined) {

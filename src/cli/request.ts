@@ -12,6 +12,7 @@ import {
   RequestTimeoutError,
   sendRequest,
   type SendRequestOptions,
+  type SendRequestResult,
 } from '../request.js';
 import {
   applyBooleanEnv,
@@ -157,6 +158,9 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     : secretFlag
       ? flags.secret
       : (fromEnv('bearer', 'EVENTSOURCE_BEARER') ?? fromEnv('secret', 'EVENTSOURCE_SECRET'));
+  if (program.getOptionValueSource('password') === 'cli' && flags.user === undefined) {
+    return usage('-p/--password is the HTTP Basic password: give -u/--user with it');
+  }
   if (flags.user !== undefined && (bearerFlag || secretFlag)) {
     return usage(`use either -u/--user or --${bearerFlag ? 'bearer' : 'secret'}, not both`);
   }
@@ -252,6 +256,7 @@ async function runOne(
   try {
     const result = await sendRequest({ ...base, token, action, data: body ?? '' });
     writeReply(io, result.body);
+    io.stderr.write(`${deliveryNote(result)}\n`);
     return ExitCode.ok;
   } catch (error) {
     if (io.signal.aborted) return signalExitCode(io.signal);
@@ -259,6 +264,18 @@ async function runOne(
     if (isDebug) debugRequest('%O', error);
     return ExitCode.failure;
   }
+}
+
+/**
+ * What became of a sent event, for the person at the terminal: `200` reached live subscribers
+ * (how many, when the listener says), `202` is kept for a subscriber that reconnects in time.
+ */
+function deliveryNote({ status, reply }: SendRequestResult): string {
+  if (status === 202) return 'kept for a reconnecting subscriber (202: none is connected now)';
+  if (status !== 200) return `sent (${status})`;
+  const count = reply?.subscribers;
+  if (typeof count !== 'number') return 'delivered';
+  return `delivered to ${count} subscriber${count === 1 ? '' : 's'}`;
 }
 
 /** One line per failure, as the original printed it. */

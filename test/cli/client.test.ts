@@ -9,6 +9,7 @@ import {
   waitExit,
   waitForOutput,
 } from '../helpers/process.js';
+import { freePort } from '../helpers/redis.js';
 import { cut, reply, startScriptedServer, stream, type Handler } from '../helpers/sse-server.js';
 
 const timeout = 20000;
@@ -319,13 +320,13 @@ test('a silent stream reconnects after --timeout with -r', { timeout }, async (t
   assert.equal(result.code, 0);
 });
 
-test('an unreachable server exits 1 naming the cause', { timeout }, async (t) => {
+test('an unreachable server exits 1 naming the cause and what to do', { timeout }, async (t) => {
   const server = await startScriptedServer([reply(204)]);
   await server.close();
   const result = await runBin('eventsource-client', ['-P', String(server.port), '-r', '10', 'tok']);
   assert.equal(
     result.stderr,
-    `Unable to connect to ${server.url}/poll/tok: connect ECONNREFUSED 127.0.0.1:${server.port}\n`,
+    `Unable to connect to ${server.url}/poll/tok: connect ECONNREFUSED 127.0.0.1:${server.port} (is eventsource-listener running? Start it first, or add -k to keep trying)\n`,
   );
   assert.equal(result.code, 1);
   t.after(() => undefined);
@@ -437,6 +438,54 @@ test(
   },
 );
 
+test(
+  'with -k a refused connection is said once, retried quietly, and the listener started later is reached',
+  { timeout: 30000 },
+  async (t) => {
+    const port = String(await freePort());
+    const url = `http://127.0.0.1:${port}/poll/tok`;
+    const client = spawnBin('eventsource-client', [
+      '-P',
+      port,
+      '-r',
+      '100',
+      '-k',
+      '--count',
+      '1',
+      'tok',
+    ]);
+    t.after(() => void client.kill('SIGKILL'));
+    await waitForOutput(client, /quietly while refused\n/);
+    // Let a few more attempts be refused (the delays start at 100 ms and back off) before the
+    // listener appears on that port.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const listener = spawnBin('eventsource-listener', ['-H', '127.0.0.1', '-P', port]);
+    t.after(() => void listener.kill('SIGKILL'));
+    await waitForOutput(listener, /listening on /);
+    await waitForOutput(client, /connected to /);
+    const ping = await runBin('eventsource-request', ['-P', port, 'tok', 'ping', 'late']);
+    assert.equal(ping.code, 0, ping.stderr);
+    const result = await waitExit(client, 10000);
+    assert.equal(result.stdout, 'ping: late\n');
+    assert.equal(
+      result.stderr,
+      `Unable to connect to ${url}: connect ECONNREFUSED 127.0.0.1:${port} (is eventsource-listener running?); ` +
+        `reconnecting in ${/reconnecting in (\d+) ms/.exec(result.stderr)?.[1]} ms, quietly while refused\n` +
+        `connected to ${url}\n`,
+    );
+    assert.equal(result.code, 0);
+  },
+);
+
+test('-p without -u is a usage error: one line, exit 2', { timeout }, async () => {
+  assert.deepEqual(await runBin('eventsource-client', ['-p', 'pw', 'tok']), {
+    code: 2,
+    signal: null,
+    stdout: '',
+    stderr: 'error: -p/--password is the HTTP Basic password: give -u/--user with it\n',
+  });
+});
+
 test('usage errors exit 2', { timeout }, async () => {
   for (const args of [
     [],
@@ -459,6 +508,8 @@ test('-v prints the version and --help the usage, both exit 0', { timeout }, asy
   const help = await runBin('eventsource-client', ['--help']);
   assert.match(help.stdout, /^Usage: eventsource-client \[options\] \[token\]/);
   assert.match(help.stdout, /Examples:/);
+  // -r's help gives the bounds every reconnection delay is kept within (src/wire/retry.ts).
+  assert.match(help.stdout.replace(/\s+/g, ' '), /every wait is kept between 100 ms and 24 h\)/);
   assert.equal(help.code, 0);
 });
 

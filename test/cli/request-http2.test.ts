@@ -17,7 +17,12 @@ describe('eventsource-request --http2', { concurrency: 3 }, () => {
       ...['--http2', '-S', '--ca', caPath, '-P', String(server.port)],
       ...['my-token', 'ping', 'hello'],
     ]);
-    assert.deepEqual(result, { code: 0, signal: null, stdout: reply('my-token'), stderr: '' });
+    assert.deepEqual(result, {
+      code: 0,
+      signal: null,
+      stdout: reply('my-token'),
+      stderr: 'delivered to 1 subscriber\n',
+    });
     assert.deepEqual(
       server.requests.map((r) => [r.method, r.url, r.httpVersion, r.body]),
       [['POST', '/ping/my-token', '2.0', 'hello']],
@@ -62,7 +67,10 @@ describe('eventsource-request --http2', { concurrency: 3 }, () => {
         [...args, '--ca', caPath, '--url', server.url, 't', 'ping', 'x'],
         { env },
       );
-      assert.deepEqual([result.code, result.stdout, result.stderr], [0, reply('t'), '']);
+      assert.deepEqual(
+        [result.code, result.stdout, result.stderr],
+        [0, reply('t'), 'delivered to 1 subscriber\n'],
+      );
       assert.deepEqual(
         server.requests.map((r) => r.httpVersion),
         [version],

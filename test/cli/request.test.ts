@@ -19,6 +19,8 @@ const caFile = new URL('../../../test/fixtures/ca.pem', import.meta.url).pathnam
 const { version } = JSON.parse(
   readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
 ) as { version: string };
+// What the CLI says on stderr after a 200 from a listener with one subscriber.
+const DELIVERED = 'delivered to 1 subscriber\n';
 const SUMMARY = (sent: number, failed: number) =>
   new RegExp(`^sent ${sent}, failed ${failed}, \\d+ events/s\\n$`);
 
@@ -42,7 +44,7 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
         code: 0,
         signal: null,
         stdout: '{"token":"my-token","action":"ping","id":null,"subscribers":1}\n',
-        stderr: '',
+        stderr: DELIVERED,
       });
       assert.equal(server.requests.length, 1);
       const [received] = server.requests;
@@ -64,16 +66,42 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
         code: 0,
         signal: null,
         stdout: 'line\n',
-        stderr: '',
+        stderr: 'delivered\n',
       });
       assert.deepEqual(await request(['-P', String(server.port), 't', 'ping', 'a']), {
         code: 0,
         signal: null,
         stdout: '',
-        stderr: '',
+        stderr: 'delivered\n',
       });
     },
   );
+
+  for (const [status, reply, stderr] of [
+    [200, { token: 't', action: 'ping', id: '1', subscribers: 3 }, 'delivered to 3 subscribers\n'],
+    [
+      202,
+      { token: 't', action: 'ping', id: '1', subscribers: 0 },
+      'kept for a reconnecting subscriber (202: none is connected now)\n',
+    ],
+    [204, undefined, 'sent (204)\n'],
+  ] as const) {
+    test(`a ${status} reply: stderr says "${stderr.trim()}"`, { timeout }, async (t) => {
+      const body = reply === undefined ? '' : JSON.stringify(reply);
+      const server = await startRecorder(() => ({
+        status,
+        headers: reply === undefined ? {} : { 'content-type': 'application/json' },
+        body,
+      }));
+      t.after(() => server.close());
+      assert.deepEqual(await request(['-P', String(server.port), 't', 'ping', 'x']), {
+        code: 0,
+        signal: null,
+        stdout: body === '' ? '' : `${body}\n`,
+        stderr,
+      });
+    });
+  }
 
   test('-H, -P, -x and a token needing encoding build the URL', { timeout }, async (t) => {
     const server = await startRecorder();
@@ -107,7 +135,7 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
       'ping',
       'x',
     ]);
-    assert.deepEqual([result.code, result.stderr], [0, '']);
+    assert.deepEqual([result.code, result.stderr], [0, DELIVERED]);
     assert.equal(server.requests[0]?.url, '/base/ping/t');
   });
 
@@ -117,7 +145,7 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
     const result = await request(['-P', String(server.port), 't', 'ping'], {
       input: 'from\nstdin\n',
     });
-    assert.deepEqual([result.code, result.stderr], [0, '']);
+    assert.deepEqual([result.code, result.stderr], [0, DELIVERED]);
     assert.equal(server.requests[0]?.body, 'from\nstdin\n');
   });
 
@@ -370,6 +398,11 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
       'error: --url must be an http or https URL, got "ftp://x"\n',
     ],
     [
+      '-p without -u',
+      ['-p', 'pw', 't', 'ping', 'x'],
+      'error: -p/--password is the HTTP Basic password: give -u/--user with it\n',
+    ],
+    [
       'a missing --ca file',
       ['--ca', '/nonexistent/ca.pem', 't', 'ping'],
       "error: cannot read --ca file: ENOENT: no such file or directory, open '/nonexistent/ca.pem'\n",
@@ -409,7 +442,7 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
     const server = await startRecorder();
     t.after(() => server.close());
     const result = await request(['-V', '-P', String(server.port), 't', 'ping', 'x']);
-    assert.deepEqual([result.code, result.stderr], [0, '']);
+    assert.deepEqual([result.code, result.stderr], [0, DELIVERED]);
   });
 
   for (const [signal, code] of [
@@ -487,7 +520,7 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
           code: 0,
           signal: null,
           stdout: '{"token":"t","action":"ping","id":null,"subscribers":1}\n',
-          stderr: '',
+          stderr: DELIVERED,
         });
         assert.equal(server.requests[0]?.body, 'secure');
       });
@@ -504,7 +537,7 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
         't',
         'ping',
       ]);
-      assert.deepEqual([result.code, result.stderr], [0, '']);
+      assert.deepEqual([result.code, result.stderr], [0, DELIVERED]);
       assert.equal(server.requests[0]?.url, '/p/ping/t');
     });
   });
@@ -689,7 +722,7 @@ describe('eventsource-request against eventsource-listener', () => {
       t.after(() => stream.close());
       const result = await request(['-P', String(listener.port), 'dev-1', 'ping', 'hello']);
       assert.equal(result.code, 0);
-      assert.equal(result.stderr, '');
+      assert.equal(result.stderr, DELIVERED);
       assert.ok(result.stdout.endsWith('\n'));
       const reply = JSON.parse(result.stdout) as Record<string, unknown>;
       assert.deepEqual(
