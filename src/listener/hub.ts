@@ -20,7 +20,7 @@ import { Chunk } from './chunk.js';
 import { renderDemoPage } from './demo.js';
 import { MemoryBroker } from './memory-broker.js';
 import type { ResolvedListenerOptions } from './options.js';
-import { PostBody } from './post-body.js';
+import { PostBody, Receiving } from './post-body.js';
 import { GrantExpiry, announce } from './presence.js';
 import { BodyAssembler, BodyReclaimer, LARGE_BODY, garbageCollector } from './reclaim.js';
 import { parseTarget } from './routes.js';
@@ -78,6 +78,8 @@ export class Hub {
   readonly broker: Broker;
   readonly answers: Answers;
   readonly context: SubscriberContext;
+  /** The bodies of POSTs still arriving, counted towards `maxMemory` with the queues. */
+  private readonly receiving = new Receiving();
   isClosing = false;
   private readonly actions: ReadonlySet<string>;
   private readonly reclaimer: BodyReclaimer | undefined;
@@ -328,11 +330,12 @@ export class Hub {
   }
 
   /**
-   * Whether an event of `size` bytes would take what waits for slow subscribers past `maxMemory`:
-   * the history can make room for it, the queues cannot.
+   * Whether an event of `size` bytes would take what waits for slow subscribers, with the bodies
+   * still arriving, past `maxMemory`: the history can make room for it, these cannot.
    */
   private isOverMemory(size: number): boolean {
-    if (this.context.queuedBytes + size <= this.options.maxMemory) return false;
+    const waiting = this.context.queuedBytes + this.receiving.bytes;
+    if (waiting + size <= this.options.maxMemory) return false;
     this.context.refusedForMemory++;
     return true;
   }
@@ -353,7 +356,7 @@ export class Hub {
 
   /** A new, empty POST body for a transport to fill. */
   newBody(): PostBody {
-    return new PostBody(this.options.maxBody, this.metrics !== undefined);
+    return new PostBody(this.options.maxBody, this.receiving, this.metrics !== undefined);
   }
 
   /** Publishes a complete POST body and says what to answer (see {@link finishPost}). */
@@ -472,7 +475,7 @@ export class Hub {
 
   /** The counters of `GET /stats`. */
   stats(): ListenerStats {
-    return collectStats(this.context, this.broker, this.startedAt);
+    return collectStats(this.context, this.broker, this.startedAt, this.receiving.bytes);
   }
 
   /** Refuses new streams and ends the open ones (the broker's streams end with it). */

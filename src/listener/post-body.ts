@@ -1,6 +1,13 @@
 /**
- * A POST's body as a transport reads it: its pieces, kept as they arrive while within `maxBody`.
+ * A POST's body as a transport reads it: its pieces, kept as they arrive while within `maxBody`,
+ * and counted hub-wide while they arrive, so that `maxMemory` sees the bodies still being received.
  */
+
+/** The bytes of every body being received, hub-wide. */
+export class Receiving {
+  bytes = 0;
+}
+
 /** The body of a POST as it arrives: the pieces kept while within `maxBody`, and its size. */
 export class PostBody {
   first: Buffer | undefined = undefined;
@@ -8,13 +15,17 @@ export class PostBody {
   size = 0;
   /** When the first piece arrived (`performance.now()`), when timed; 0 before. */
   startedAt = 0;
+  /** What this body counts in `receiving` now. */
+  private countedBytes = 0;
 
   /**
    * @param maxBody The largest body kept.
+   * @param receiving The hub-wide count of bytes being received, which this body adds to.
    * @param isTimed Whether to note when the first piece arrives (for the metrics).
    */
   constructor(
     private readonly maxBody: number,
+    private readonly receiving: Receiving = new Receiving(),
     private readonly isTimed = false,
   ) {}
 
@@ -25,6 +36,17 @@ export class PostBody {
     if (this.size > this.maxBody) return;
     if (this.first === undefined) this.first = piece;
     else (this.rest ??= [this.first]).push(piece);
+    this.countedBytes += piece.length;
+    this.receiving.bytes += piece.length;
+  }
+
+  /**
+   * Stops counting this body as being received (its request is complete or gone); what it holds
+   * stays readable.
+   */
+  release(): void {
+    this.receiving.bytes -= this.countedBytes;
+    this.countedBytes = 0;
   }
 
   /**
@@ -37,6 +59,7 @@ export class PostBody {
 
   /** Forgets the body, for the next request of a connection. */
   reset(): void {
+    this.release();
     this.first = this.rest = undefined;
     this.size = 0;
     this.startedAt = 0;

@@ -22,6 +22,8 @@ export interface ListenerStats {
   historyEvicted: number;
   /** Bytes of events waiting in subscribers' queues, which count towards `maxMemory` too. */
   bytesQueued: number;
+  /** Bytes of POST bodies still arriving, which count towards `maxMemory` too. */
+  bytesReceiving: number;
   /** POSTs refused with `503` because of `maxMemory`. */
   postsRefusedForMemory: number;
   /** The process's resident memory. */
@@ -38,6 +40,7 @@ export function collectStats(
   context: SubscriberContext,
   broker: Broker,
   startedAt: number,
+  receivingBytes: number,
 ): ListenerStats {
   let bytesBuffered = 0;
   for (const subscriber of context.streams) bytesBuffered += subscriber.bufferedBytes;
@@ -54,6 +57,7 @@ export function collectStats(
     historyBytes: Number(brokerStats.historyBytes ?? 0),
     historyEvicted: Number(brokerStats.historyEvicted ?? 0),
     bytesQueued: context.queuedBytes,
+    bytesReceiving: receivingBytes,
     postsRefusedForMemory: context.refusedForMemory,
     rssBytes: process.memoryUsage.rss(),
     uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),

@@ -241,3 +241,59 @@ test(
     t.diagnostic(`RSS after the grace: ${(residentBytes(pid) / MiB).toFixed(0)} MiB`);
   },
 );
+
+for (const fastPath of [true, false]) {
+  test(
+    `bodies still arriving count towards maxMemory (${fastPath ? 'fast path' : 'node:http'}), and stop counting when their request ends or is cut`,
+    { timeout: 30000 },
+    async (t) => {
+      const running = await startListener({
+        keepalive: 0,
+        mode: 'multi',
+        maxMemory: 1 * MiB,
+        maxBody: 4 * MiB,
+        fastPath,
+      });
+      t.after(() => running.close());
+      const streams = [
+        await openStream(`${running.url}/poll/u0`),
+        await openStream(`${running.url}/poll/other`),
+      ];
+      t.after(() => streams.forEach((stream) => stream.close()));
+      const length = 400 * KiB;
+      const head = (token: string, size: number): string =>
+        `POST /ping/${token} HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`;
+      // Three uploads of 400 KiB, 300 KiB of each sent: 900 KiB being received.
+      const uploads: RawConnection[] = [];
+      t.after(() => uploads.forEach((upload) => upload.socket.destroy()));
+      for (let i = 0; i < 3; i++) {
+        uploads.push(await rawRequest(running.port, head(`u${i}`, length)));
+        (uploads[i] as RawConnection).socket.write(Buffer.alloc(300 * KiB, 'a'));
+      }
+      await waitUntil(
+        () => running.listener.stats().bytesReceiving === 900 * KiB,
+        'the halves received',
+      );
+      // A fourth large POST would take what is being received past the budget: refused at once.
+      const refused = await post(`${running.url}/ping/other`, Buffer.alloc(300 * KiB, 'b'));
+      assert.equal(refused.status, 503, refused.body);
+      assert.equal(refused.headers['retry-after'], '5');
+      assert.equal(running.listener.stats().postsRefusedForMemory, 1);
+      // One upload completes (its body is delivered), one is cut off.
+      const first = uploads[0] as RawConnection;
+      first.socket.write(Buffer.alloc(100 * KiB, 'a'));
+      await first.waitFor(/^HTTP\/1\.1 200 /);
+      (uploads[1] as RawConnection).socket.destroy();
+      await waitUntil(
+        () => running.listener.stats().bytesReceiving === 300 * KiB,
+        'only the third still counted',
+      );
+      assert.equal(
+        (await post(`${running.url}/ping/other`, Buffer.alloc(300 * KiB, 'b'))).status,
+        200,
+      );
+      (uploads[2] as RawConnection).socket.destroy();
+      await waitUntil(() => running.listener.stats().bytesReceiving === 0, 'nothing counted');
+    },
+  );
+}

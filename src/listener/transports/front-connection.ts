@@ -130,6 +130,7 @@ export class Connection {
   closed(): void {
     this.front.connections.delete(this);
     if (this.phase !== HANDED_OFF) this.phase = CLOSED;
+    this.body?.release();
     this.held = this.head = this.body = undefined;
   }
 

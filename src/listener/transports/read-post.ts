@@ -26,6 +26,8 @@ export function readPost(
     body.add(piece);
     if (body.isHopeless) abort();
   });
+  // A request cut short, or whose answer can no longer be written, is not being received anymore.
+  request.on('close', () => body.release());
   request.on('end', () => {
     whenAnswerable(() => {
       const answer = hub.finishPost(token, action, body);
