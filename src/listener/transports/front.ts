@@ -37,6 +37,9 @@ import { debugListener as debug } from '../../debug.js';
 import type { Answer, Hub } from '../hub.js';
 import { Connection, REQUEST_TIMEOUT, connectionHeader } from './front-connection.js';
 
+/** What node:http adds to `keepAliveTimeout` before closing an idle connection (Node 20). */
+const KEEP_ALIVE_BUFFER_MS = 1000;
+
 /**
  * Puts the fast path in front of `server`: replaces node:http's 'connection' listener with the
  * front, which calls it for every connection it hands off.
@@ -100,8 +103,18 @@ export class Front {
 
   // node:http's limits, read from the server each time (as node does): a user may tune
   // `listener.server` after listen(). 0 turns a timeout off.
+  /**
+   * How long an idle keep-alive connection is kept: `keepAliveTimeout` plus node's buffer (1 s on
+   * Node 20; `keepAliveTimeoutBuffer` where node has it). Both sides tell clients
+   * `Keep-Alive: timeout=5`; closing at exactly that would race a client reusing the connection
+   * just then, which gets ECONNRESET for a POST it never knows the fate of.
+   */
   get keepAliveMs(): number {
-    return this.server.keepAliveTimeout;
+    const timeout = this.server.keepAliveTimeout;
+    if (timeout <= 0) return timeout;
+    const buffer = (this.server as http.Server & { keepAliveTimeoutBuffer?: number })
+      .keepAliveTimeoutBuffer;
+    return timeout + (typeof buffer === 'number' ? buffer : KEEP_ALIVE_BUFFER_MS);
   }
   get headersMs(): number {
     return this.server.headersTimeout;
