@@ -272,14 +272,11 @@ for (const file of documentationFiles()) {
     const name = `${where} (${block.lang || 'no language'}${directive ? `, ${block.directive}` : ''})`;
 
     if (kind === 'skip') {
-      test(name, { skip: directive!.rest || undefined }, () => {
+      // Not run, like an output sample, but only with a reason a reader would accept (a
+      // certificate, a Sentinel setup, a remote host): a block without one fails here.
+      test(`${name}: not run, and says why`, () => {
         assert.ok(directive!.rest !== '', `${where}: "doc-test: skip" needs a reason`);
       });
-      // A skip without a reason must fail, not be skipped.
-      if (directive!.rest === '') {
-        test(`${where}: a skip gives its reason`, () =>
-          assert.fail('doc-test: skip needs a reason'));
-      }
       continue;
     }
 
