@@ -148,6 +148,7 @@ export interface ResolvedListenerOptions {
   readonly demo: boolean;
   readonly metrics: boolean;
   readonly presenceToken: string | undefined;
+  /** @internal */
   readonly gather: ClusterGather | undefined;
   readonly reclaimBodies: boolean;
   readonly tls: ListenerOptions['tls'];

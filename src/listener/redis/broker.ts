@@ -122,19 +122,22 @@ export class RedisBroker implements Broker {
   private highestSeq = 0;
   private readonly primary = new PrimaryWatch();
   /** `standalone`, or `sentinel` when the primary is found through Sentinels. */
-  readonly redisMode: RedisTarget['mode'];
+  readonly redisMode: 'standalone' | 'sentinel';
 
   /**
+   * Private because its parameters are ioredis connections: a public constructor would put
+   * ioredis's types into the published declarations, and those do not compile without
+   * `skipLibCheck`. {@link createRedisBroker} makes the connections and the broker.
    * @param cmd The connection for commands (offline queue disabled).
    * @param sub The connection for pub/sub.
    * @param options See {@link RedisBrokerOptions}.
    * @param redisMode How the connections find Redis, for `/stats`.
    */
-  constructor(
+  private constructor(
     private readonly cmd: RedisClient,
     private readonly sub: RedisClient,
-    options: RedisBrokerOptions = {},
-    redisMode: RedisTarget['mode'] = 'standalone',
+    options: RedisBrokerOptions,
+    redisMode: RedisTarget['mode'],
   ) {
     const resolved = resolveBrokerOptions(options);
     this.mode = resolved.mode;
@@ -183,6 +186,19 @@ export class RedisBroker implements Broker {
       if (this.isReady) this.heartbeat().catch((error: unknown) => this.noteError(error));
     }, this.heartbeatMs).unref();
     if (cmd.status === 'ready' && sub.status === 'ready') this.recover();
+  }
+
+  /**
+   * Makes the broker over two connections; {@link createRedisBroker} is the public way in.
+   * @internal
+   */
+  static fromConnections(
+    cmd: RedisClient,
+    sub: RedisClient,
+    options: RedisBrokerOptions,
+    redisMode: RedisTarget['mode'],
+  ): RedisBroker {
+    return new RedisBroker(cmd, sub, options, redisMode);
   }
 
   /** `ready` when POSTs can be stored, else the state of the connections. */
@@ -729,7 +745,7 @@ export async function createRedisBroker(
     target.url === undefined
       ? new Redis(clientOptions(target, settings))
       : new Redis(target.url, clientOptions(target, settings));
-  const broker = new RedisBroker(connect(), connect(), options, target.mode);
+  const broker = RedisBroker.fromConnections(connect(), connect(), options, target.mode);
   if (!(await broker.waitReady(options.connectTimeoutMs ?? 3000))) {
     debug(
       'Redis at %s is not ready yet (%s); retrying in the background',
