@@ -4,6 +4,8 @@
 // Two reporters on one destination would interleave; one that wraps `dot` keeps the order.
 import { dot } from 'node:test/reporters';
 
+const SUMMARY = /^(tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) [\d.]+$/;
+
 /**
  * @param {AsyncIterable<{ type: string, data: { nesting: number, message: string } }>} source
  *   The runner's events.
@@ -13,8 +15,13 @@ export default async function* testReporter(source) {
   const closing = [];
   async function* watch() {
     for await (const event of source) {
-      // The runner's own summary comes as diagnostics at the top level, after every test.
-      if (event.type === 'test:diagnostic' && event.data.nesting === 0) {
+      // The runner's own summary comes as diagnostics at the top level, after every test; a
+      // top-level test's t.diagnostic() is at that level too, and left to the TAP (--tap).
+      if (
+        event.type === 'test:diagnostic' &&
+        event.data.nesting === 0 &&
+        SUMMARY.test(event.data.message)
+      ) {
         closing.push(`# ${event.data.message}\n`);
       }
       yield event;

@@ -16,7 +16,8 @@ const passing = join(dir, 'passing.test.mjs');
 const failing = join(dir, 'failing.test.mjs');
 writeFileSync(
   passing,
-  `import { test } from 'node:test';\ntest('adds', () => {});\ntest('subtracts', () => {});\n`,
+  `import { test } from 'node:test';\ntest('adds', () => {});\n` +
+    `test('subtracts', (t) => t.diagnostic('a measurement'));\n`,
 );
 writeFileSync(
   failing,
@@ -59,6 +60,8 @@ test(
     ]);
     // Short: the dots, the one failure with its stack, and the summary.
     assert.ok(result.stdout.split('\n').length < 40, result.stdout);
+    // A test's own diagnostics are for the TAP: without their test's name they would puzzle.
+    assert.doesNotMatch(result.stdout, /a measurement/);
   },
 );
 
@@ -78,6 +81,7 @@ test('--tap prints TAP for a machine, ending with the same summary', { timeout }
   assert.equal(result.code, 1, describeRun('run-tests --tap', result));
   assert.match(result.stdout, /^TAP version 13$/m);
   assert.match(result.stdout, /^not ok \d+ - compares two numbers$/m);
+  assert.match(result.stdout, /^# a measurement$/m);
   assert.deepEqual(closingLines(result.stdout).slice(0, 4), [
     '# tests 3',
     '# suites 0',
