@@ -102,7 +102,7 @@ export function createParser(callbacks: ParserCallbacks, options: ParserOptions 
     maxEventLength !== Infinity
   ) {
     throw new RangeError(
-      `\`maxEventLength\` must be a positive integer or Infinity (characters), got ${maxEventLength}`,
+      `\`maxEventLength\` must be a positive integer or Infinity (UTF-16 code units held in memory), got ${maxEventLength}`,
     );
   }
   // The limit as a small integer, so the per-line check stays an integer comparison. 2 ** 30 - 1
