@@ -1132,3 +1132,21 @@ test(
     assert.equal(fast.text, node.text);
   },
 );
+
+test(
+  'a stream GET pipelined behind another stream ends when the connection closes',
+  { timeout },
+  async (t) => {
+    // node:http subscribes it at once, its response queued behind the first: that response emits
+    // no 'close' of its own when the connection closes first, and its stream stayed subscribed.
+    for (const fastPath of [true, false]) {
+      const running = await start(t, { mode: 'multi', fastPath });
+      const client = await Client.connect(t, running.port);
+      client.socket.write(streamGet('/poll/first') + streamGet('/poll/queued'));
+      await waitUntil(() => running.listener.stats().streams === 2, 'both streams');
+      client.socket.end();
+      await client.closed;
+      await waitUntil(() => running.listener.stats().streams === 0, 'no stream left');
+    }
+  },
+);
