@@ -1150,3 +1150,25 @@ test(
     }
   },
 );
+
+test(
+  'a front stream whose reader stops is cut off past maxBuffer, as on node:http',
+  { timeout },
+  async (t) => {
+    for (const fastPath of [true, false]) {
+      const running = await start(t, { fastPath, maxBuffer: 64 * 1024 });
+      const client = await Client.connect(t, running.port);
+      client.socket.write(streamGet('/poll/slow'));
+      await readUntil(client, 'text/event-stream');
+      client.socket.pause();
+      const big = 'x'.repeat(32 * 1024);
+      // The kernel's buffers take some megabytes first; then the listener's own buffer fills.
+      for (let i = 0; i < 4000 && running.listener.stats().subscribersCutOff === 0; i++) {
+        await running.listener.publish('slow', 'ping', big);
+      }
+      assert.equal(running.listener.stats().subscribersCutOff, 1);
+      await client.closed;
+      assert.equal(running.nodeRequests, fastPath ? 0 : 1);
+    }
+  },
+);
