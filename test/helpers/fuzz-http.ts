@@ -228,8 +228,9 @@ const streamRequest: fc.Arbitrary<RequestSpec> = fc
     target: fc.oneof(
       { weight: 3, arbitrary: fc.constant('/poll/t') },
       { weight: 3, arbitrary: fc.constant('/poll/r') },
-      // `v`, never published to: a stream there changes no POST's answer (a token's grace would).
-      fc.constantFrom('/poll/v', '/poll/r?lastEventId=1', '/poll/%zz', '/poll/t#f', '/poll/'),
+      // `v` (and `v#f`, which node reads as its own token), never published to: a stream there
+      // changes no POST's answer or later replay (a token's grace and history would).
+      fc.constantFrom('/poll/v', '/poll/r?lastEventId=1', '/poll/%zz', '/poll/v#f', '/poll/'),
     ),
     version: fc.oneof(
       { weight: 12, arbitrary: fc.constant('HTTP/1.1') },
