@@ -644,6 +644,9 @@ export function splitResponses(text: string): string[] {
       const last = text.indexOf('0\r\n\r\n', end);
       if (last === -1) break;
       end = last + 5;
+    } else if (/\r\ncontent-type: text\/event-stream/i.test(head)) {
+      // A stream to HTTP/1.0: neither length nor chunks, its body runs to the connection's end.
+      end = text.length;
     }
     if (end > text.length) break;
     responses.push(text.slice(at, end));
