@@ -91,9 +91,10 @@ export interface ListenerOptions extends BrokerOptions {
   http2?: boolean | undefined;
   /**
    * Over plain HTTP, `listen()` reads simple POSTs (`Content-Length` bodies to an event route)
-   * itself and hands every other connection to node:http at its first other request, which costs
-   * less CPU per POST (see `transports/front.ts`). The answers are the same; what differs is that
-   * those POSTs emit no `'request'` event on `listener.server`. `false` leaves every request to
+   * and simple stream GETs (`GET <prefix>/<LISTEN>/<token>`, no body) itself and hands every other
+   * connection to node:http at its first other request, which costs less CPU per POST and per
+   * opened stream, and less memory per open stream (see `transports/front.ts`). The answers are
+   * the same; what differs is that those requests emit no `'request'` event on `listener.server`. `false` leaves every request to
    * node:http. Has no effect with `tls` or on `listener.handler`. Defaults to true.
    */
   fastPath?: boolean | undefined;

@@ -5,10 +5,10 @@
  *
  * - `js`, `mjs`, `ts`: written to a file in a temporary folder inside the package (so that
  *   `import 'eventsource-toolkit'` resolves to the built package by self-reference, and `jose` to
- *   node_modules) and run with `node` (`ts`: `node --import tsx`). It must exit 0 within 30 s, so
+ *   node_modules) and run with `node` (`ts`: `node --import tsx`). It must exit 0 within 60 s, so
  *   it closes what it opens, and it listens on port 0 rather than on 8888.
  * - `sh`, `bash`: run with `bash -e` in such a folder (`npx eventsource-listener` works there, as
- *   inside a clone); it must exit 0 within 30 s.
+ *   inside a clone); it must exit 0 within 60 s.
  *
  * Any other block needs `<!-- doc-test: KIND ... -->` on a line before it (blank lines between
  * allowed), or the test fails:
@@ -46,7 +46,7 @@ import { redisSkipReason, startRedis, type RedisServer } from '../helpers/redis.
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SCRATCH = join(ROOT, 'build', 'doc-examples');
-const BLOCK_TIMEOUT_MS = 30000;
+const BLOCK_TIMEOUT_MS = 60000;
 
 const NOT_RUN = new Set(['output', 'config', 'synopsis', 'diagram']);
 const KINDS = new Set([

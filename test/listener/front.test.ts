@@ -320,7 +320,7 @@ test('several pipelined POSTs in one write are answered in order', { timeout }, 
     stream.events.map((e) => e.data),
     ['two', 'four', 'six'],
   );
-  assert.equal(running.nodeRequests, 1, 'only the GET went to node:http');
+  assert.equal(running.nodeRequests, 0, 'the front served the stream GET too');
 });
 
 test('a POST split byte by byte is read whole', { timeout }, async (t) => {
@@ -338,7 +338,7 @@ test('a POST split byte by byte is read whole', { timeout }, async (t) => {
   assert.match(response ?? '', /^HTTP\/1\.1 200 OK\r\n/);
   await stream.waitFor(1);
   assert.equal(stream.events[0]?.data, 'h\u00e9llo \u20ac');
-  assert.equal(running.nodeRequests, 1, 'only the GET went to node:http');
+  assert.equal(running.nodeRequests, 0, 'the front served the stream GET too');
 });
 
 test('a keep-alive connection serves POST after POST', { timeout }, async (t) => {
@@ -354,31 +354,41 @@ test('a keep-alive connection serves POST after POST', { timeout }, async (t) =>
     assert.equal(stream.events[i - 1]?.data, String(i));
   }
   assert.equal(client.isClosed, false);
-  assert.equal(running.nodeRequests, 1, 'only the GET went to node:http');
+  assert.equal(running.nodeRequests, 0, 'the front served the stream GET too');
 });
 
-test(
-  'POSTs then GET /poll on one socket: the stream works after the hand-off',
-  { timeout },
-  async (t) => {
-    const running = await start(t, { mode: 'multi' });
-    const client = await Client.connect(t, running.port);
-    client.socket.write(
-      simplePost('/ping/h', 'a', 'Host: x\r\n') +
-        simplePost('/nope/h', 'b', 'Host: x\r\n') +
-        'GET /poll/h HTTP/1.1\r\nHost: x\r\n\r\n',
-    );
-    await waitUntil(() => client.text.includes('text/event-stream'), 'the stream head');
-    assert.deepEqual(
-      client.responses.map((r) => r.slice(0, 12)),
-      ['HTTP/1.1 404', 'HTTP/1.1 404'],
-    );
-    assert.equal(running.nodeRequests, 1);
-    await waitUntil(() => running.listener.stats().streams === 1, 'the stream');
-    assert.equal((await post(`http://127.0.0.1:${running.port}/ping/h`, 'live')).status, 200);
-    await waitUntil(() => client.text.includes('data: live\n\n'), 'the live event');
-  },
-);
+// [GET request, requests node:http parses]: a simple stream GET stays on the fast path, an
+// unusual one (a length, HTTP/1.0) is handed to node:http with the connection.
+const getsAfterPosts: [string, number][] = [
+  ['GET /poll/h HTTP/1.1\r\nHost: x\r\n\r\n', 0],
+  ['GET /poll/h HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n', 1],
+  ['GET /poll/h HTTP/1.0\r\nHost: x\r\n\r\n', 1],
+];
+
+for (const [request, nodeRequests] of getsAfterPosts) {
+  test(
+    `POSTs then ${JSON.stringify(request)} on one socket: the stream works (${nodeRequests ? 'node:http' : 'the front'})`,
+    { timeout },
+    async (t) => {
+      const running = await start(t, { mode: 'multi' });
+      const client = await Client.connect(t, running.port);
+      client.socket.write(
+        simplePost('/ping/h', 'a', 'Host: x\r\n') +
+          simplePost('/nope/h', 'b', 'Host: x\r\n') +
+          request,
+      );
+      await waitUntil(() => client.text.includes('text/event-stream'), 'the stream head');
+      assert.deepEqual(
+        client.responses.slice(0, 2).map((r) => r.slice(0, 12)),
+        ['HTTP/1.1 404', 'HTTP/1.1 404'],
+      );
+      assert.equal(running.nodeRequests, nodeRequests);
+      await waitUntil(() => running.listener.stats().streams === 1, 'the stream');
+      assert.equal((await post(`http://127.0.0.1:${running.port}/ping/h`, 'live')).status, 200);
+      await waitUntil(() => client.text.includes('data: live\n\n'), 'the live event');
+    },
+  );
+}
 
 /** A MemoryBroker whose publish answers after a delay taken from `delays`. */
 class SlowBroker implements Broker {
@@ -433,7 +443,7 @@ test(
       responses.map((r) => /"id":"([^"]+)"/.exec(r)?.[1]),
       stream.events.map((e) => e.id),
     );
-    assert.equal(running.nodeRequests, 1, 'only the GET went to node:http');
+    assert.equal(running.nodeRequests, 0, 'the front served the stream GET too');
   },
 );
 
@@ -881,3 +891,287 @@ test("the front's head limit follows node's --max-http-header-size", { timeout }
     );
   }
 });
+
+// Event streams on the fast path: simple `GET /poll/<token>` requests are served by the front,
+// their heads and bodies byte for byte what node:http writes.
+
+const JWT_SECRET = 'a-test-secret-that-is-long-enough-32';
+const streamGet = (path: string, headers = ''): string =>
+  `GET ${path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n${headers}\r\n`;
+
+/** What one listener wrote on a connection, with `Date` blanked, and what node:http parsed. */
+interface StreamRun {
+  text: string;
+  nodeRequests: number;
+}
+
+/**
+ * Runs `script` against a listener with and without the fast path (same options), on a raw
+ * connection opened after `setup`, and returns what each wrote there.
+ */
+async function compareRuns(
+  t: TestContext,
+  options: InternalListenerOptions,
+  script: (running: Running, client: Client) => Promise<void>,
+  setup: (running: Running) => Promise<void> = async () => {},
+): Promise<{ fast: StreamRun; node: StreamRun }> {
+  const runs: StreamRun[] = [];
+  for (const fastPath of [true, false]) {
+    const running = await start(t, { ...options, fastPath });
+    await setup(running);
+    const before = running.nodeRequests;
+    const client = await Client.connect(t, running.port);
+    await script(running, client);
+    runs.push({
+      text: client.text.replace(/\r\nDate: [^\r]*/g, '\r\nDate: -'),
+      nodeRequests: running.nodeRequests - before,
+    });
+    client.socket.destroy();
+  }
+  const [fast, node] = runs as [StreamRun, StreamRun];
+  return { fast, node };
+}
+
+/** Waits until `client` has read `text`. */
+function readUntil(client: Client, text: string): Promise<void> {
+  return waitUntil(() => client.text.includes(text), JSON.stringify(text));
+}
+
+// [name, options, request, what to wait for, token to publish to once it is there, setup]
+const streamCases: [
+  string,
+  InternalListenerOptions,
+  string,
+  string,
+  (string | undefined)?,
+  ((running: Running) => Promise<void>)?,
+][] = [
+  ['a stream and a live event', { mode: 'multi' }, streamGet('/poll/a'), 'data: live', 'a'],
+  [
+    'a stream with CORS and Connection: close',
+    { cors: 'https://app.example' },
+    streamGet('/poll/a', `${ORIGIN}Connection: close\r\n`),
+    'data: live',
+    'a',
+  ],
+  [
+    '423 for a token already subscribed',
+    {},
+    streamGet('/poll/taken'),
+    'Target is already connected',
+    undefined,
+    async (running) => {
+      const first = await openStream(`http://127.0.0.1:${running.port}/poll/taken`);
+      running.listener.server?.once('close', () => first.close());
+      await waitUntil(() => running.listener.stats().streams === 1, 'the first stream');
+    },
+  ],
+  [
+    '503 past maxConnections',
+    { maxConnections: 1, mode: 'multi' },
+    streamGet('/poll/m', ORIGIN),
+    'Too many connections',
+    undefined,
+    async (running) => {
+      const first = await openStream(`http://127.0.0.1:${running.port}/poll/m`);
+      running.listener.server?.once('close', () => first.close());
+      await waitUntil(() => running.listener.stats().streams === 1, 'the first stream');
+    },
+  ],
+  ['401 without a JWT', { jwt: { secret: JWT_SECRET } }, streamGet('/poll/j'), 'Unauthorized'],
+];
+
+for (const [name, options, request, until, publishTo, setup] of streamCases) {
+  test(`fast path: ${name} is written as node:http writes it`, { timeout }, async (t) => {
+    const { fast, node } = await compareRuns(
+      t,
+      options,
+      async (running, client) => {
+        client.socket.write(request);
+        await readUntil(client, '\r\n\r\n');
+        if (publishTo !== undefined) await running.listener.publish(publishTo, 'ping', 'live');
+        await readUntil(client, until);
+      },
+      setup,
+    );
+    assert.equal(fast.nodeRequests, 0, 'the front served it, not node:http');
+    assert.equal(node.nodeRequests, 1);
+    assert.equal(fast.text, node.text);
+  });
+}
+
+test(
+  'fast path: 403 and 200 with JWTs are written as node:http writes them',
+  { timeout },
+  async (t) => {
+    const { signAccessToken } = await import('../../src/listener/auth.js');
+    const other = await signAccessToken({ subscribe: ['other'] }, JWT_SECRET);
+    const mine = await signAccessToken({ subscribe: ['mine'] }, JWT_SECRET);
+    const { fast, node } = await compareRuns(
+      t,
+      { jwt: { secret: JWT_SECRET } },
+      async (_, client) => {
+        client.socket.write(streamGet('/poll/mine', `Authorization: Bearer ${other}\r\n`));
+        await readUntil(client, 'Forbidden');
+        client.socket.write(streamGet(`/poll/mine?access_token=${mine}`));
+        await readUntil(client, 'text/event-stream');
+      },
+    );
+    assert.match(fast.text, /^HTTP\/1\.1 403 [^]*\r\n\r\nForbidden[^]*HTTP\/1\.1 200 OK\r\n/);
+    assert.equal(fast.nodeRequests, 0);
+    assert.equal(fast.text, node.text);
+  },
+);
+
+for (const [where, resume] of [
+  ['Last-Event-ID', (id: string) => streamGet('/poll/r', `Last-Event-ID: ${id}\r\n`)],
+  ['?lastEventId=', (id: string) => streamGet(`/poll/r?lastEventId=${encodeURIComponent(id)}`)],
+] as const) {
+  test(
+    `fast path: a replay after ${where} is written as node:http writes it`,
+    { timeout },
+    async (t) => {
+      let firstId = '';
+      const { fast, node } = await compareRuns(
+        t,
+        { eventClass: StringIdEvent },
+        async (_, client) => {
+          client.socket.write(resume(firstId));
+          await readUntil(client, 'data: three');
+        },
+        async (running) => {
+          // Three events kept in the token's history after its first stream went away.
+          const first = await openStream(`http://127.0.0.1:${running.port}/poll/r`);
+          for (const data of ['one', 'two', 'three'])
+            await running.listener.publish('r', 'ping', data);
+          await first.waitFor(3);
+          firstId = first.events[0]?.id ?? '';
+          first.close();
+          await waitUntil(() => running.listener.stats().streams === 0, 'the first stream closed');
+        },
+      );
+      assert.doesNotMatch(fast.text, /data: one/);
+      assert.match(fast.text, /data: two[^]*data: three/);
+      assert.equal(fast.nodeRequests, 0);
+      // The ids are the time of publishing: the two listeners published at different times.
+      const blankIds = (text: string): string => text.replace(/\nid: \d+\n/g, '\nid: -\n');
+      assert.equal(blankIds(fast.text), blankIds(node.text));
+    },
+  );
+}
+
+test(
+  'a front stream ends with its last chunk, then its connection serves the next request',
+  { timeout },
+  async (t) => {
+    const { fast, node } = await compareRuns(
+      t,
+      { publishSecret: 's3cret' },
+      async (running, client) => {
+        client.socket.write(streamGet('/poll/e'));
+        await readUntil(client, 'text/event-stream');
+        // Pipelined behind the stream: it waits for the stream's end, as on node:http.
+        client.socket.write(simplePost('/nope/e', 'x'));
+        await sleep(50);
+        assert.equal(client.responses.length, 0);
+        await running.listener.publish('e', 'close');
+        await client.read(2);
+        client.socket.write(simplePost('/ping/e', 'after'));
+        await client.read(3);
+        assert.equal(client.isClosed, false);
+      },
+    );
+    assert.match(fast.text, /\r\n0\r\n\r\nHTTP\/1\.1 404 [^]*HTTP\/1\.1 202 /);
+    assert.equal(fast.nodeRequests, 0);
+    assert.equal(fast.text, node.text);
+  },
+);
+
+test(
+  "a front stream outlives node's headers, request and keep-alive timeouts, as on node:http",
+  { timeout },
+  async (t) => {
+    const { fast, node } = await compareRuns(t, { mode: 'multi' }, async (running, client) => {
+      const server = running.listener.server as http.Server;
+      server.keepAliveTimeout = 100;
+      server.headersTimeout = 150;
+      server.requestTimeout = 150;
+      client.socket.write(streamGet('/poll/l'));
+      await readUntil(client, 'text/event-stream');
+      await sleep(700);
+      await running.listener.publish('l', 'ping', 'still here');
+      await readUntil(client, 'data: still here');
+      assert.equal(client.isClosed, false);
+    });
+    assert.equal(fast.nodeRequests, 0);
+    assert.equal(fast.text, node.text);
+  },
+);
+
+test('a client that ends its side ends its front stream and connection', { timeout }, async (t) => {
+  for (const fastPath of [true, false]) {
+    const running = await start(t, { fastPath });
+    const client = await Client.connect(t, running.port);
+    client.socket.write(streamGet('/poll/f'));
+    await readUntil(client, 'text/event-stream');
+    assert.equal(running.listener.stats().streams, 1);
+    client.socket.end();
+    await client.closed;
+    await waitUntil(() => running.listener.stats().streams === 0, 'the stream closed');
+    assert.equal(running.nodeRequests, fastPath ? 0 : 1);
+  }
+});
+
+test(
+  'a stream GET with input pipelined in the same read goes to node:http',
+  { timeout },
+  async (t) => {
+    const { fast, node } = await compareRuns(t, {}, async (_, client) => {
+      client.socket.write(streamGet('/poll/g') + simplePost('/nope/g', 'x', 'Host: x\r\n'));
+      await readUntil(client, 'text/event-stream');
+      await sleep(50);
+    });
+    assert.equal(fast.nodeRequests, 2);
+    assert.equal(fast.text, node.text);
+  },
+);
+
+test(
+  'a stream GET pipelined behind another stream ends when the connection closes',
+  { timeout },
+  async (t) => {
+    // node:http subscribes it at once, its response queued behind the first: that response emits
+    // no 'close' of its own when the connection closes first, and its stream stayed subscribed.
+    for (const fastPath of [true, false]) {
+      const running = await start(t, { mode: 'multi', fastPath });
+      const client = await Client.connect(t, running.port);
+      client.socket.write(streamGet('/poll/first') + streamGet('/poll/queued'));
+      await waitUntil(() => running.listener.stats().streams === 2, 'both streams');
+      client.socket.end();
+      await client.closed;
+      await waitUntil(() => running.listener.stats().streams === 0, 'no stream left');
+    }
+  },
+);
+
+test(
+  'a front stream whose reader stops is cut off past maxBuffer, as on node:http',
+  { timeout },
+  async (t) => {
+    for (const fastPath of [true, false]) {
+      const running = await start(t, { fastPath, maxBuffer: 64 * 1024 });
+      const client = await Client.connect(t, running.port);
+      client.socket.write(streamGet('/poll/slow'));
+      await readUntil(client, 'text/event-stream');
+      client.socket.pause();
+      const big = 'x'.repeat(32 * 1024);
+      // The kernel's buffers take some megabytes first; then the listener's own buffer fills.
+      for (let i = 0; i < 4000 && running.listener.stats().subscribersCutOff === 0; i++) {
+        await running.listener.publish('slow', 'ping', big);
+      }
+      assert.equal(running.listener.stats().subscribersCutOff, 1);
+      await client.closed;
+      assert.equal(running.nodeRequests, fastPath ? 0 : 1);
+    }
+  },
+);

@@ -44,5 +44,10 @@ test(
       failures.map((r) => String((r as PromiseRejectedResult).reason)).join('\n'),
     );
     assert.ok(checked >= PAIRS * CASES_PER_PAIR, `${checked} cases checked`);
+    // The front served many stream GETs itself (node:http parsed only those it handed over: an
+    // unusual head, input pipelined behind it in the same read, a connection handed over before).
+    const parsed = (side: 'fast' | 'node'): number =>
+      pairs.reduce((sum, pair) => sum + pair[side].nodeStreamGets, 0);
+    assert.ok(parsed('fast') < parsed('node') * 0.8, `${parsed('fast')} of ${parsed('node')}`);
   },
 );

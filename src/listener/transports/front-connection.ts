@@ -1,13 +1,14 @@
 /**
- * One connection of the fast path (`front.ts`): a small HTTP/1.1 request reader for simple POSTs,
- * a state machine with one phase at a time, which hands its socket to node:http at the first
- * request that is not one.
+ * One connection of the fast path (`front.ts`): a small HTTP/1.1 request reader for simple POSTs
+ * and simple stream GETs, a state machine with one phase at a time, which hands its socket to
+ * node:http at the first request that is neither.
  */
 import type net from 'node:net';
 import { debugListener as debug } from '../../debug.js';
-import type { Answer, PostBody } from '../hub.js';
+import type { Answer, Decision, PostBody, RequestHead } from '../hub.js';
 import { parseTarget } from '../routes.js';
 import type { Front } from './front.js';
+import { FrontSubscriber, type StreamConnection } from './front-stream.js';
 
 /** Most header lines read here; a head with more goes to node:http. */
 const MAX_FIELDS = 100;
@@ -15,8 +16,11 @@ const MAX_FIELDS = 100;
 export const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n';
 /** What node:http writes when the client's FIN cuts a request short (head or body). */
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
-/** Bytes a request may start with: `POST /`. */
+/** Bytes a request may start with: `POST /` or `GET /`. */
 const POST_PREFIX = Buffer.from('POST /', 'latin1');
+const GET_PREFIX = Buffer.from('GET /', 'latin1');
+/** The last chunk of a stream's chunked body. */
+const LAST_CHUNK = '0\r\n\r\n';
 
 /**
  * An origin-form target made of unreserved, sub-delims, `:`, `@`, `/`, `?` and `%` only, a subset
@@ -44,12 +48,18 @@ const HEAD = 1;
 const BODY = 2;
 /** Reading and dropping the body of a POST answered before its body (401, 404). */
 const SKIP = 3;
-/** Waiting for the broker's answer; input is held back. */
+/** Waiting for the broker's answer (or an access check); input is held back. */
 const WAITING = 4;
+/**
+ * Serving an event stream (or waiting for the broker to open it). Input is held back, as node:http
+ * holds what is pipelined behind a response in progress, but still read: a client that goes away
+ * ends its stream at once, as it does on node:http.
+ */
+const STREAM = 5;
 /** Done: answered with `Connection: close`, timed out or ended. Input is ignored. */
-const CLOSED = 5;
+const CLOSED = 6;
 /** Given to node:http. */
-const HANDED_OFF = 6;
+const HANDED_OFF = 7;
 
 const CONNECTION = Symbol('fastPathConnection');
 
@@ -57,8 +67,8 @@ interface FrontSocket extends net.Socket {
   [CONNECTION]?: Connection | undefined;
 }
 
-/** One connection of the fast path: a small HTTP/1.1 request reader for simple POSTs. */
-export class Connection {
+/** One connection of the fast path: a small HTTP/1.1 request reader for simple requests. */
+export class Connection implements StreamConnection {
   phase = IDLE;
   /** When the phase began (ms): the reply before IDLE, the request's first byte after. */
   private since = Date.now();
@@ -81,8 +91,12 @@ export class Connection {
   private target = '';
   private authorization: string | undefined;
   private cookie: string | undefined;
+  private lastEventId: string | undefined;
+  private isGet = false;
   private isLast = false;
   private remaining = 0;
+  /** The stream served now (STREAM), opened or waiting for the broker. */
+  stream: FrontSubscriber | undefined;
   /** Made at the first POST with a body to read (most handed-off connections never have one). */
   private body: PostBody | undefined;
   /**
@@ -112,11 +126,15 @@ export class Connection {
   }
 
   receive(chunk: Buffer): void {
-    if (this.phase === WAITING || this.isBlocked) this.hold(chunk, 0);
+    if (this.phase === WAITING || this.phase === STREAM || this.isBlocked) this.hold(chunk, 0);
     else this.consume(chunk, 0);
   }
 
   drained(): void {
+    if (this.phase === STREAM) {
+      this.stream?.drained();
+      return;
+    }
     if (!this.isBlocked) return;
     this.isBlocked = false;
     this.resumeInput();
@@ -132,6 +150,9 @@ export class Connection {
     if (this.phase !== HANDED_OFF) this.phase = CLOSED;
     this.body?.release();
     this.held = this.head = this.body = undefined;
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.connectionClosed();
   }
 
   expire(now: number): void {
@@ -153,7 +174,7 @@ export class Connection {
   /** Reads requests from `buf` at `pos`, one at a time, until it runs out or has to wait. */
   private consume(buf: Buffer, pos: number): void {
     while (pos < buf.length) {
-      if (this.phase === WAITING || this.isBlocked) {
+      if (this.phase === WAITING || this.phase === STREAM || this.isBlocked) {
         this.hold(buf, pos);
         return;
       }
@@ -165,9 +186,11 @@ export class Connection {
 
   private hold(buf: Buffer, pos: number): void {
     const rest = pos === 0 ? buf : buf.subarray(pos);
-    // Input held back twice only if 'data' came while paused, which streams do not do.
-    this.held = this.held === undefined ? rest : Buffer.concat([this.held, rest]);
-    this.socket.pause();
+    // Input held back twice only if 'data' came while paused, which streams do not do, or
+    // behind an event stream, which keeps reading (up to a head's size) to see its client leave.
+    const held = this.held === undefined ? rest : Buffer.concat([this.held, rest]);
+    this.held = held;
+    if (this.phase !== STREAM || this.isBlocked || held.length > this.maxHead) this.socket.pause();
   }
 
   /** Reads a head; returns where its body starts, or `buf.length` when it is not complete. */
@@ -188,8 +211,9 @@ export class Connection {
       start = 0;
       available = this.headLength;
     }
-    const prefixLength = Math.min(available, POST_PREFIX.length);
-    if (source.compare(POST_PREFIX, 0, prefixLength, start, start + prefixLength) !== 0) {
+    const prefix = source[start] === 0x47 ? GET_PREFIX : POST_PREFIX;
+    const prefixLength = Math.min(available, prefix.length);
+    if (source.compare(prefix, 0, prefixLength, start, start + prefixLength) !== 0) {
       return this.handOff(buf, pos, carried);
     }
     const end = source.indexOf('\r\n\r\n', Math.max(start, carried - 3), 'latin1');
@@ -203,17 +227,22 @@ export class Connection {
       if (carried === 0) this.appendHead(buf, pos);
       return buf.length;
     }
-    if (!this.parseHead(source.toString('latin1', start, end + 2))) {
+    if (!this.parseHead(source.toString('latin1', start, end + 2), prefix === GET_PREFIX)) {
       return this.handOff(buf, pos, carried);
     }
     const bodyStart = carried > 0 ? pos + end + 4 - carried : end + 4;
     // node:http refuses a request followed by more input after `Connection: close` (400, and
-    // the request is not answered), so such a connection goes to it.
-    if (this.isLast && buf.length > bodyStart + this.remaining) {
+    // the request is not answered), so such a connection goes to it. Input pipelined behind a
+    // stream GET goes to it too: node:http's rules for requests queued behind a response apply.
+    if ((this.isLast || this.isGet) && buf.length > bodyStart + this.remaining) {
       return this.handOff(buf, pos, carried);
     }
     this.head = undefined;
     this.headLength = 0;
+    if (this.isGet) {
+      this.decideStream();
+      return buf.length;
+    }
     const refusal = this.front.hub.refusePost(
       this.token,
       this.action,
@@ -257,26 +286,124 @@ export class Connection {
     if (this.startBody(refusal)) this.resumeInput();
   }
 
+  /** Asks the core about a stream GET whose head was accepted. */
+  private decideStream(): void {
+    const head: RequestHead = {
+      method: 'GET',
+      target: this.target,
+      origin: this.origin,
+      authorization: this.authorization,
+      cookie: this.cookie,
+      lastEventId: this.lastEventId,
+      contentLength: NaN,
+      requestHeaders: undefined,
+    };
+    this.authorization = this.cookie = this.lastEventId = undefined;
+    const decision = this.front.hub.decide(head, false);
+    if (decision instanceof Promise) {
+      // The access check has to wait (a JWT seen for the first time): input waits with it.
+      this.phase = WAITING;
+      this.socket.pause();
+      void decision.then((found) => this.decided(found));
+    } else this.act(decision);
+  }
+
+  private decided(decision: Decision): void {
+    if (this.phase !== WAITING) return; // the connection closed meanwhile
+    this.act(decision);
+    this.resumeInput();
+  }
+
+  /** Does what the core decided for a stream GET: open the stream, or answer. */
+  private act(decision: Decision): void {
+    if (decision.kind === 'stream') {
+      this.phase = STREAM;
+      const hub = this.front.hub;
+      const stream = new FrontSubscriber(decision.token, hub.context, decision.headers, this);
+      this.stream = stream;
+      hub.openStream(stream, decision, this.origin);
+      return;
+    }
+    // A GET is never passed on (no middleware here) and has no body to read ('post'): only an
+    // answer is left, and anything else would be a bug of the core, answered as a 404.
+    this.reply(decision.kind === 'answer' ? decision.answer : this.front.hub.answers.notFound);
+  }
+
+  /** Writes the head of the stream the broker opened (status 200, `headers`). */
+  openStream(headers: readonly string[]): void {
+    this.isFresh = false;
+    // As for an answer: once the listener closes, the connection ends with the stream.
+    this.isLast ||= this.front.isClosing;
+    this.socket.write(this.front.formatStreamHead(headers, this.isLast, Date.now()));
+  }
+
+  /** Answers the stream GET that the broker refused (`423`, or its error) instead. */
+  refuseStream(answer: Answer, headers: readonly string[]): void {
+    this.stream = undefined;
+    this.reply(answer, headers);
+    if (this.phase === IDLE) process.nextTick(() => this.resumeInput());
+  }
+
+  /**
+   * Ends the stream with the last chunk. The connection then serves what was pipelined behind the
+   * stream, as node:http does after a response ends, or closes after `Connection: close`.
+   */
+  endStream(): void {
+    const stream = this.stream as FrontSubscriber;
+    this.stream = undefined;
+    this.socket.write(LAST_CHUNK);
+    if (this.isLast || this.front.isClosing) {
+      this.phase = CLOSED;
+      this.held = undefined;
+      this.socket.destroySoon();
+    } else {
+      this.phase = IDLE;
+      this.since = Date.now();
+    }
+    // As a ServerResponse emits 'close' after it finished: after the caller's turn (a broker may
+    // be iterating its subscribers), then the next request.
+    process.nextTick(() => {
+      stream.connectionClosed();
+      if (this.phase === IDLE) this.resumeInput();
+    });
+  }
+
+  /** The client ended its side while a stream was open: as node:http, end the connection. */
+  private endStreamAtFin(): void {
+    const stream = this.stream;
+    this.stream = undefined;
+    this.phase = CLOSED;
+    this.held = undefined;
+    this.socket.end();
+    stream?.connectionClosed();
+  }
+
   /**
    * Checks a complete head (request line and header lines, each with its CRLF) and keeps what the
    * request needs. False when node:http should have it.
+   * @param isGet Whether it starts with `GET /` (else `POST /`): a stream request, with no body.
    */
-  private parseHead(text: string): boolean {
+  private parseHead(text: string, isGet: boolean): boolean {
     const lineEnd = text.indexOf('\r\n');
-    // `POST /` was checked; the line ends with ` HTTP/1.1`.
-    if (lineEnd < 15 || !text.startsWith(' HTTP/1.1', lineEnd - 9)) return false;
-    const target = text.slice(5, lineEnd - 9);
+    const targetStart = isGet ? 4 : 5;
+    // The method and `/` were checked; the line ends with ` HTTP/1.1`.
+    if (lineEnd < targetStart + 10 || !text.startsWith(' HTTP/1.1', lineEnd - 9)) return false;
+    const target = text.slice(targetStart, lineEnd - 9);
     if (!TARGET.test(target)) return false;
     FIELDS.lastIndex = lineEnd + 2;
     if (!FIELDS.test(text)) return false;
-    const { route } = parseTarget(target, this.front.hub.options.prefix);
+    const hub = this.front.hub;
+    const { route } = parseTarget(target, hub.options.prefix);
     if (route.kind !== 'event') return false;
+    // Only the stream route: a GET of another action is answered by node:http (a redirect).
+    if (isGet && route.action !== hub.options.eventClass.LISTEN) return false;
     let length: string | undefined;
     let host: string | undefined;
     let connection: string | undefined;
     let authorization: string | undefined;
     let cookie: string | undefined;
     let origin: string | undefined;
+    let lastEventId: string | undefined;
     let count = 0;
     for (let at = lineEnd + 2; at < text.length;) {
       if (++count > MAX_FIELDS) return false;
@@ -312,6 +439,10 @@ export class Connection {
             if (cookie !== undefined) return false;
             cookie = value;
             break;
+          case 'last-event-id':
+            if (lastEventId !== undefined) return false;
+            lastEventId = value;
+            break;
           // node:http gives Proxy-Connection the meaning of Connection: leave such requests to it.
           case 'proxy-connection':
           case 'transfer-encoding':
@@ -322,7 +453,11 @@ export class Connection {
       }
       at = end + 2;
     }
-    if (length === undefined || host === undefined || !CONTENT_LENGTH.test(length)) return false;
+    if (host === undefined) return false;
+    // A stream GET has no body, and says so by having no length (a POST, by its length).
+    if (isGet ? length !== undefined : length === undefined || !CONTENT_LENGTH.test(length)) {
+      return false;
+    }
     if (connection !== undefined && connection !== 'keep-alive' && connection !== 'close') {
       return false;
     }
@@ -332,8 +467,10 @@ export class Connection {
     this.origin = origin;
     this.authorization = authorization;
     this.cookie = cookie;
+    this.lastEventId = lastEventId;
+    this.isGet = isGet;
     this.isLast = connection === 'close';
-    this.remaining = Number(length);
+    this.remaining = isGet ? 0 : Number(length);
     return true;
   }
 
@@ -369,11 +506,18 @@ export class Connection {
     this.resumeInput();
   }
 
-  /** Writes an answer; then the connection is IDLE, or CLOSED after `Connection: close`. */
-  private reply(answer: Answer): void {
+  /**
+   * Writes an answer; then the connection is IDLE, or CLOSED after `Connection: close`.
+   * @param headers The answer's headers, when the core made them already.
+   */
+  private reply(answer: Answer, headers?: readonly string[]): void {
     const now = Date.now();
     const isLast = this.isLast || this.front.isClosing || closesConnection(answer);
-    const isWritable = this.socket.write(this.front.format(answer, this.origin, isLast, now));
+    const text =
+      headers === undefined
+        ? this.front.format(answer, this.origin, isLast, now)
+        : this.front.format(answer, this.origin, isLast, now, headers);
+    const isWritable = this.socket.write(text);
     if (isLast) {
       // As node:http does after `Connection: close`: end, and destroy once the reply is out.
       this.phase = CLOSED;
@@ -397,13 +541,21 @@ export class Connection {
     if (held !== undefined) this.consume(held, 0);
     const phase = this.phase;
     if (phase === HANDED_OFF || phase === CLOSED || phase === WAITING || this.isBlocked) return;
-    if (this.held === undefined) this.socket.resume();
+    // Behind a stream, input is held but read on (see STREAM) while it stays small.
+    const rest = this.held as Buffer | undefined; // consume() may have held some again
+    if (rest === undefined || (phase === STREAM && rest.length <= this.maxHead)) {
+      this.socket.resume();
+    }
     this.endIfDone();
   }
 
   /** After the client's FIN, ends the connection once nothing more can be answered. */
   private endIfDone(): void {
     if (!this.isEnded || this.phase === WAITING || this.phase >= CLOSED) return;
+    if (this.phase === STREAM) {
+      this.endStreamAtFin();
+      return;
+    }
     if (this.held !== undefined || this.isBlocked) return;
     const isCutShort = this.phase !== IDLE;
     this.phase = CLOSED;

@@ -1,35 +1,42 @@
 /**
- * The fast path of `listen()` over plain HTTP: simple POSTs read and answered without node:http.
+ * The fast path of `listen()` over plain HTTP: simple POSTs and simple stream GETs read and
+ * answered without node:http.
  *
  * Why: publishing is the hot path of a push hub, and node:http's per-request objects (IncomingMessage,
  * ServerResponse, header objects, llhttp callbacks) cost more than the listener's own work there.
- * Reading the few POSTs that matter straight off the socket takes that away (the figures, and how
- * they were measured, are in BENCHMARKS.md).
+ * A stream keeps those objects (and its parser) for its whole life: served here, an idle stream holds
+ * its socket, its connection and a small subscriber record (`front-stream.ts`). The figures, and
+ * how they were measured, are in BENCHMARKS.md.
  *
  * The hand-off rule: the server's 'connection' listener is this front. It reads requests one at a
- * time and serves a request itself only when it is a *simple POST*: `POST <target> HTTP/1.1` to
- * an event route, CRLF line ends, token header names with no space before the colon, no
- * obs-fold, printable ASCII values, a head within node's header size limit
- * (`http.maxHeaderSize`, or the server's `maxHeaderSize`) and of 100 header lines, exactly one
- * `Host`, exactly one `Content-Length` of digits, no `Transfer-Encoding`, `Expect`, `Upgrade` or
- * `Proxy-Connection`, at most one `Connection` (`keep-alive` or `close`), `Authorization`, `Cookie`
- * and `Origin`. At the first
- * request that is anything else (GET, OPTIONS, a malformed or unusual head) it gives the socket,
- * with every byte it has not consumed, to node:http, which owns that connection from then on
- * and applies its own rules (a 400 for a smuggling attempt, say). Everything accepted here is
+ * time and serves a request itself only when it is a *simple POST* or a *simple stream GET*:
+ * `POST <target> HTTP/1.1` to an event route, or `GET <prefix>/<LISTEN>/<token> HTTP/1.1`, CRLF
+ * line ends, token header names with no space before the colon, no obs-fold, printable ASCII
+ * values, a head within node's header size limit (`http.maxHeaderSize`, or the server's
+ * `maxHeaderSize`) and of 100 header lines, exactly one `Host`, for a POST exactly one
+ * `Content-Length` of digits and for a GET none, no `Transfer-Encoding`, `Expect`, `Upgrade` or
+ * `Proxy-Connection`, at most one `Connection` (`keep-alive` or `close`), `Authorization`,
+ * `Cookie`, `Origin` and `Last-Event-ID`; a GET with no bytes after its head in the same read
+ * (input pipelined behind a stream follows node:http's rules for queued requests). At the first
+ * request that is anything else (another GET, OPTIONS, a malformed or unusual head) it gives the
+ * socket, with every byte it has not consumed, to node:http, which owns that connection from then
+ * on and applies its own rules (a 400 for a smuggling attempt, say). Everything accepted here is
  * accepted by node:http's strict parser too, so a request never gets a different answer here.
  *
  * Answers are the core's (`hub.ts`: the same decisions as on node:http), written as node:http
  * writes them: same status line, headers in the same order, then node's `Date`, `Connection` and
- * `Keep-Alive`. One request is handled at a time, so replies keep the order of requests even when
- * the broker answers later; input is paused while an answer is pending or the socket's write
- * buffer is full. node:http's timeouts are kept with one interval for every connection instead of
- * a timer per request, read from the server each time (a user may tune `listener.server` after
- * listen()); with settings the front does not implement (`maxRequestsPerSocket`,
- * `server.timeout`) node:http serves every request.
+ * `Keep-Alive` (and `Transfer-Encoding: chunked` for a stream). One request is handled at a time,
+ * so replies keep the order of requests even when the broker answers later; input is paused while
+ * an answer is pending or the socket's write buffer is full, and held (still read, to see the
+ * client leave) while a stream is open; it is served once the stream ends, as node:http serves a
+ * keep-alive connection's next request. node:http's timeouts are kept with one interval for every
+ * connection instead of a timer per request, read from the server each time (a user may tune
+ * `listener.server` after listen()); an open stream is under none of them, as on node:http (its
+ * request is complete, its response is not). With settings the front does not implement
+ * (`maxRequestsPerSocket`, `server.timeout`) node:http serves every request.
  *
- * The price: a connection handed over (every stream) has had its first bytes read in JavaScript
- * rather than by node's parser directly, once per connection.
+ * The price: a connection handed over has had its first bytes read in JavaScript rather than by
+ * node's parser directly, once per connection.
  */
 import http from 'node:http';
 import type net from 'node:net';
@@ -178,17 +185,40 @@ export class Front {
    * An answer as node:http writes it for `res.writeHead(status, headers)` and `res.end(body)`:
    * the listener's headers in order, then `Date`, then `Connection` (and `Keep-Alive`) unless
    * the answer has its own `Connection`.
+   * @param headers The answer's headers, when the core made them already (a refused stream).
    */
-  format(answer: Answer, origin: string | undefined, isLast: boolean, now: number): string {
-    const { status, body } = answer;
-    const headers = this.hub.answers.headersFor(answer, origin);
+  format(
+    answer: Answer,
+    origin: string | undefined,
+    isLast: boolean,
+    now: number,
+    headers: readonly string[] = this.hub.answers.headersFor(answer, origin),
+  ): string {
+    const ownConnection = connectionHeader(answer) !== undefined;
+    return `${this.formatHead(answer.status, headers, isLast, ownConnection, now)}\r\n${answer.body}`;
+  }
+
+  /**
+   * The head of an event stream as node:http writes it for `res.writeHead(200, headers)` and
+   * `res.flushHeaders()`: then `Date`, `Connection` (and `Keep-Alive`) and the chunked encoding.
+   */
+  formatStreamHead(headers: readonly string[], isLast: boolean, now: number): string {
+    return `${this.formatHead(200, headers, isLast, false, now)}Transfer-Encoding: chunked\r\n\r\n`;
+  }
+
+  /** A status line and header lines, without the blank line that ends the head. */
+  private formatHead(
+    status: number,
+    headers: readonly string[],
+    isLast: boolean,
+    ownConnection: boolean,
+    now: number,
+  ): string {
     let text = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'unknown'}\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
     text += `Date: ${this.dateNow(now)}\r\n`;
-    if (connectionHeader(answer) === undefined) {
-      text += isLast ? 'Connection: close\r\n' : this.keepAliveLinesNow();
-    }
-    return `${text}\r\n${body}`;
+    if (!ownConnection) text += isLast ? 'Connection: close\r\n' : this.keepAliveLinesNow();
+    return text;
   }
 
   private keepAliveLinesNow(): string {

@@ -171,7 +171,13 @@ export class NodeHttpSubscriber extends Subscriber {
       (res as http.ServerResponse & { chunkedEncoding?: boolean }).chunkedEncoding === true;
     (res as unknown as Record<symbol, Subscriber>)[kSubscriber] = this;
     if (res.destroyed) this.handleClose();
-    else res.once('close', onResponseClose);
+    else {
+      res.once('close', onResponseClose);
+      // A response queued behind another one (a pipelined GET behind a stream) emits no 'close'
+      // when its connection closes before it got the socket: the stream would stay subscribed for
+      // ever. The connection's 'close' ends it (a second handleClose after the response's is a no-op).
+      if (this.socket === null) res.req.socket.once('close', () => this.handleClose());
+    }
   }
 
   protected send(chunk: Chunk): boolean {
