@@ -1175,3 +1175,47 @@ test(
     }
   },
 );
+
+// [name, options, request, whether the bodies are the same on both paths]: the operator routes are
+// answered by the front too, so that a scrape does not run node:http's request code in a process
+// whose hot paths only saw the front's.
+const operatorCases: [string, InternalListenerOptions, string, boolean][] = [
+  ['presence of a token', {}, streamGet('/stats/a'), true],
+  ['presence with Connection: close', {}, streamGet('/stats/a', 'Connection: close\r\n'), true],
+  ['/stats without the publish secret', { publishSecret: 's3cr3t' }, streamGet('/stats'), true],
+  ['/stats', {}, streamGet('/stats'), false],
+  ['/metrics', { metrics: true }, streamGet('/metrics'), false],
+];
+
+for (const [name, options, request, isSameBody] of operatorCases) {
+  test(`fast path: ${name} is answered as node:http answers it`, { timeout }, async (t) => {
+    const { fast, node } = await compareRuns(t, options, async (_running, client) => {
+      client.socket.write(request);
+      await waitUntil(() => client.responses.length === 1, 'the answer');
+    });
+    assert.equal(fast.nodeRequests, 0, 'the front served it, not node:http');
+    assert.equal(node.nodeRequests, 1);
+    if (isSameBody) {
+      assert.equal(fast.text, node.text);
+    } else {
+      // Uptime, memory and CPU figures differ between two listeners: the heads must not.
+      const head = (text: string) =>
+        text.slice(0, text.indexOf('\r\n\r\n')).replace(/\r\nContent-Length: \d+/, '');
+      assert.equal(head(fast.text), head(node.text));
+      assert.match(fast.text, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(fast.text, /"streams":0|eventsource_streams 0/);
+    }
+  });
+}
+
+test('a scrape on a keep-alive connection leaves it on the fast path', { timeout }, async (t) => {
+  const running = await start(t, { metrics: true, mode: 'multi' });
+  const client = await Client.connect(t, running.port);
+  client.socket.write(streamGet('/metrics'));
+  await waitUntil(() => client.responses.length === 1, 'the scrape');
+  client.socket.write(simplePost('/ping/k', 'a', 'Host: x\r\n'));
+  await waitUntil(() => client.responses.length === 2, 'the POST');
+  assert.match(client.responses[0] ?? '', /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(client.responses[1] ?? '', /^HTTP\/1\.1 404 /);
+  assert.equal(running.nodeRequests, 0);
+});

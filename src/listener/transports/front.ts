@@ -10,7 +10,9 @@
  *
  * The hand-off rule: the server's 'connection' listener is this front. It reads requests one at a
  * time and serves a request itself only when it is a *simple POST* or a *simple stream GET*:
- * `POST <target> HTTP/1.1` to an event route, or `GET <prefix>/<LISTEN>/<token> HTTP/1.1`, CRLF
+ * `POST <target> HTTP/1.1` to an event route, or `GET <prefix>/<LISTEN>/<token> HTTP/1.1` (or a
+ * GET of an operator route: `/stats`, `/stats/<token>`, `/metrics`, so that a scrape never runs
+ * node:http's code in a process whose hot paths saw only the front's), CRLF
  * line ends, token header names with no space before the colon, no obs-fold, printable ASCII
  * values, a head within node's header size limit (`http.maxHeaderSize`, or the server's
  * `maxHeaderSize`) and of 100 header lines, exactly one `Host`, for a POST exactly one
