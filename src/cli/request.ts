@@ -280,10 +280,25 @@ function deliveryNote({ status, reply }: SendRequestResult): string {
 
 /** One line per failure, as the original printed it. */
 function failureMessage(error: unknown): string {
-  if (error instanceof RequestError) return error.message;
+  if (error instanceof RequestError) return error.message + refusalHint(error);
   // Its cause is undici's "Headers Timeout Error", which adds nothing.
   if (error instanceof RequestTimeoutError) return `Unable to send request: ${error.message}`;
-  return `Unable to send request: ${flattenError(error)}`;
+  const reason = flattenError(error);
+  // As the client says it: nothing listens there, most often because the listener is not started.
+  if (/\bECONNREFUSED\b/.test(reason)) {
+    return `Unable to send request: ${reason} (is eventsource-listener running? Start it first)`;
+  }
+  return `Unable to send request: ${reason}`;
+}
+
+/** What to do about the listener's usual refusals, after its own words. */
+function refusalHint(error: RequestError): string {
+  if (error.status === 404 && error.serverMessage === 'Target is not connected') {
+    return ' (nobody subscribes to this token now: start a subscriber first)';
+  }
+  if (error.status === 401)
+    return ' (give the secret or a JWT with --bearer or EVENTSOURCE_BEARER)';
+  return '';
 }
 
 function writeReply(io: CliIo, body: string): void {

@@ -215,7 +215,12 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
   }
 
   for (const [status, body, type, message] of [
-    [404, 'Target is not connected', 'text/plain; charset=utf-8', 'Target is not connected'],
+    [
+      404,
+      'Target is not connected',
+      'text/plain; charset=utf-8',
+      'Target is not connected (nobody subscribes to this token now: start a subscriber first)',
+    ],
     [404, 'Unknown action requested', 'text/plain; charset=utf-8', 'Unknown action requested'],
     [
       400,
@@ -223,7 +228,12 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
       'text/plain; charset=utf-8',
       'Data is not properly formatted: x',
     ],
-    [401, '', 'text/plain', 'Unauthorized'],
+    [
+      401,
+      '',
+      'text/plain',
+      'Unauthorized (give the secret or a JWT with --bearer or EVENTSOURCE_BEARER)',
+    ],
     [
       500,
       '<!DOCTYPE html>\n<html><body><h1>Internal  Error</h1>\n<p>try &lt;later&gt;</p></body></html>',
@@ -252,7 +262,7 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
       code: 1,
       signal: null,
       stdout: '',
-      stderr: `Unable to send request: connect ECONNREFUSED 127.0.0.1:${port}\n`,
+      stderr: `Unable to send request: connect ECONNREFUSED 127.0.0.1:${port} (is eventsource-listener running? Start it first)\n`,
     });
   });
 
@@ -266,7 +276,10 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
     );
     assert.match(
       result.stderr,
-      new RegExp(`^Unable to send request: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}$`, 'm'),
+      new RegExp(
+        `^Unable to send request: connect ECONNREFUSED 127\\.0\\.0\\.1:${port} \\(is eventsource-listener running\\? Start it first\\)$`,
+        'm',
+      ),
     );
     assert.match(result.stderr, /\n\s+at /);
   });
@@ -612,7 +625,10 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
       assert.equal(result.code, 1);
       assert.equal(result.stdout, 'ok\nok\n');
       const [first, summary] = result.stderr.split(/(?<=\n)/);
-      assert.equal(first, 'line 4: Unable to send request (404): Target is not connected\n');
+      assert.equal(
+        first,
+        'line 4: Unable to send request (404): Target is not connected (nobody subscribes to this token now: start a subscriber first)\n',
+      );
       assert.match(summary ?? '', SUMMARY(2, 1));
       assert.deepEqual(
         server.requests.map((r) => r.body),
@@ -629,7 +645,7 @@ describe('eventsource-request against a raw server', { concurrency }, () => {
       const [first, summary] = result.stderr.split(/(?<=\n)/);
       assert.equal(
         first,
-        `line 1: Unable to send request: connect ECONNREFUSED 127.0.0.1:${port}\n`,
+        `line 1: Unable to send request: connect ECONNREFUSED 127.0.0.1:${port} (is eventsource-listener running? Start it first)\n`,
       );
       assert.match(summary ?? '', SUMMARY(0, 1));
     });
@@ -744,7 +760,8 @@ describe('eventsource-request against eventsource-listener', () => {
         code: 1,
         signal: null,
         stdout: '',
-        stderr: 'Unable to send request (404): Target is not connected\n',
+        stderr:
+          'Unable to send request (404): Target is not connected (nobody subscribes to this token now: start a subscriber first)\n',
       });
     },
   );
@@ -798,7 +815,7 @@ describe('eventsource-request against eventsource-listener', () => {
       assert.equal(refused.stdout, '');
       assert.equal(
         refused.stderr,
-        'Unable to send request (401): Unauthorized: a valid Bearer secret is required\n',
+        'Unable to send request (401): Unauthorized: a valid Bearer secret is required (give the secret or a JWT with --bearer or EVENTSOURCE_BEARER)\n',
       );
       const wrong = await request(['-P', port, '--secret', 'nope', 'dev-1', 'ping', 'x']);
       assert.equal(wrong.code, 1);
