@@ -77,6 +77,11 @@ export class Answers {
     headers: ['Retry-After', '5'],
   };
   readonly notFound: Answer = { status: 404, body: 'Not found' };
+  /** `/metrics` on a listener without metrics: says how to turn them on. */
+  readonly metricsOff: Answer = {
+    status: 404,
+    body: 'Not found (metrics are off: start the listener with --metrics, or metrics: true in the library)',
+  };
   readonly forbidden: Answer = { status: 403, body: 'Forbidden' };
   readonly badToken: Answer = { status: 400, body: 'Bad token encoding' };
 

@@ -197,7 +197,7 @@ export class Hub {
     } else if (method === 'GET') {
       if (route.kind === 'metrics' || route.kind === 'presence') {
         if (route.kind === 'metrics' && this.metrics === undefined)
-          return answer(this.answers.notFound);
+          return answer(this.answers.metricsOff);
         const access = this.access.check('admin', undefined, undefined, head);
         const token = route.kind === 'presence' ? route.token : undefined;
         if (access instanceof Promise)

@@ -157,7 +157,9 @@ test(
   { timeout },
   async (t) => {
     const off = await start(t, { metrics: false });
-    assert.equal((await fetch(`${off.url}/metrics`)).status, 404);
+    const off404 = await fetch(`${off.url}/metrics`);
+    assert.equal(off404.status, 404);
+    assert.match(await off404.text(), /--metrics/);
     const secret = await start(t, { publishSecret: 's3cret' });
     assert.equal((await fetch(`${secret.url}/metrics`)).status, 401);
     assert.equal((await fetch(`${secret.url}/stats/x`)).status, 401);
