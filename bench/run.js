@@ -7,6 +7,7 @@
 //   npm run bench -- --only unicast,broadcast  some scenarios only
 //   npm run bench -- --only h2                 HTTP/2 against HTTP/1.1 on the TLS listener
 //   npm run bench -- --servers raw,ours        some servers only
+//   npm run bench -- --only unicast --servers ours,net,nchan   with the net floor (bench/servers/net.js)
 //   npm run bench -- --only unicast --servers ours,ours-jwt   the listener without and with JWT auth
 //   npm run bench -- --only unicast --servers ours,ours-metrics   without and with --metrics
 //   npm run bench -- --cpu-prof DIR            Node servers run under `node --cpu-prof` (DIR/<server>/)
@@ -97,6 +98,7 @@ const SERVER_LABELS = {
   'ours-metrics': 'eventsource-listener, --metrics scraped every 1 s',
   'better-sse': 'better-sse',
   nchan: 'nginx + nchan',
+  net: 'net floor (node:net, no HTTP library, no features)',
 };
 
 /** [key, label, unit, better] */
@@ -207,7 +209,10 @@ let servers = [
   ...(hasNchan ? ['nchan'] : []),
 ];
 if (flags.servers !== undefined) {
-  servers = flags.servers.split(',').filter((s) => servers.includes(s) || s === 'ours');
+  // `net` (bench/servers/net.js) only when named: the socket layer's own cost, for reference.
+  servers = flags.servers
+    .split(',')
+    .filter((s) => servers.includes(s) || s === 'ours' || s === 'net');
 }
 /** Scenarios that `ours-jwt` runs in: authorization costs per request, so unicast shows it. */
 const JWT_SCENARIOS = new Set(['unicast']);
