@@ -80,7 +80,9 @@ export abstract class Subscriber {
    */
   open(): void {
     this.openSink(this.headers);
-    this.context.streams.add(this);
+    // A client that left while the broker decided: the sink closed the stream at once (see
+    // openSink), and it must not stay counted among the open streams.
+    if (!this.isClosed) this.context.streams.add(this);
   }
 
   /**
