@@ -7,7 +7,7 @@
 //   npm run bench -- --only unicast,broadcast  some scenarios only
 //   npm run bench -- --only h2                 HTTP/2 against HTTP/1.1 on the TLS listener
 //   npm run bench -- --servers raw,ours        some servers only
-//   npm run bench -- --only unicast --servers ours,net,nchan   with the net floor (bench/servers/net.js)
+//   npm run bench -- --only unicast --servers ours,net,nchan   beside the net floor and nchan
 //   npm run bench -- --only unicast --servers ours,ours-jwt   the listener without and with JWT auth
 //   npm run bench -- --only unicast --servers ours,ours-metrics   without and with --metrics
 //   npm run bench -- --cpu-prof DIR            Node servers run under `node --cpu-prof` (DIR/<server>/)
@@ -206,13 +206,11 @@ let servers = [
   'ours-jwt',
   'ours-metrics',
   'better-sse',
+  'net',
   ...(hasNchan ? ['nchan'] : []),
 ];
 if (flags.servers !== undefined) {
-  // `net` (bench/servers/net.js) only when named: the socket layer's own cost, for reference.
-  servers = flags.servers
-    .split(',')
-    .filter((s) => servers.includes(s) || s === 'ours' || s === 'net');
+  servers = flags.servers.split(',').filter((s) => servers.includes(s) || s === 'ours');
 }
 /** Scenarios that `ours-jwt` runs in: authorization costs per request, so unicast shows it. */
 const JWT_SCENARIOS = new Set(['unicast']);
@@ -827,6 +825,81 @@ function evaluateBars(summary) {
       unit: 'ms',
       pass: p50 <= 15,
     });
+  }
+  // Issue 22 (performance round two). The net floor's own ratio on the same bar follows each one
+  // that nchan or the raw floor sets: what Node's socket layer alone reaches there.
+  bar(
+    'memory: RSS per idle subscriber ≤ 0.7 × raw (issue 22)',
+    'connections',
+    get('connections', 'ours', 'rssPerSubscriberKiB'),
+    get('connections', 'raw', 'rssPerSubscriberKiB'),
+    (r) => r <= 0.7,
+    '≤ 0.70×',
+    'KiB',
+  );
+  bar(
+    'opening a stream: server CPU per connection ≤ 1.0 × raw (issue 22)',
+    'connections',
+    get('connections', 'ours', 'cpuPerConnectionUs'),
+    get('connections', 'raw', 'cpuPerConnectionUs'),
+    (r) => r <= 1.0,
+    '≤ 1.00×',
+    'µs',
+  );
+  bar(
+    'opening a stream: time to open all ≤ 1.0 × raw (issue 22)',
+    'connections',
+    get('connections', 'ours', 'openMs'),
+    get('connections', 'raw', 'openMs'),
+    (r) => r <= 1.0,
+    '≤ 1.00×',
+    'ms',
+  );
+  for (const subject of ['ours', 'net']) {
+    const who = subject === 'net' ? 'the net floor' : 'unicast';
+    bar(
+      `${who}: server CPU per delivery ≤ 1.0 × nginx + nchan (issue 22)`,
+      'unicast',
+      get('unicast', subject, 'cpuPerDeliveryUs'),
+      get('unicast', 'nchan', 'cpuPerDeliveryUs'),
+      (r) => r <= 1.0,
+      '≤ 1.00×',
+      'µs',
+    );
+    bar(
+      `${who}: deliveries/s ≥ 1.0 × nginx + nchan (issue 22)`,
+      'unicast',
+      get('unicast', subject, 'deliveriesPerSecond'),
+      get('unicast', 'nchan', 'deliveriesPerSecond'),
+      (r) => r >= 1.0,
+      '≥ 1.00×',
+      '/s',
+    );
+  }
+  for (const subject of ['ours', 'net', 'nchan']) {
+    const who = { ours: 'broadcast', net: 'the net floor', nchan: 'nginx + nchan' }[subject];
+    bar(
+      `${who}: server CPU per delivery ≤ 0.6 × raw (issue 22)`,
+      'broadcast',
+      get('broadcast', subject, 'cpuPerDeliveryUs'),
+      get('broadcast', 'raw', 'cpuPerDeliveryUs'),
+      (r) => r <= 0.6,
+      '≤ 0.60×',
+      'µs',
+    );
+    const median = get('broadcast', subject, 'latencyP50Ms');
+    if (Number.isFinite(median)) {
+      bars.push({
+        name: `${who}: median delivery latency ≤ 8 ms (issue 22)`,
+        scenario: 'broadcast',
+        ours: median,
+        reference: 8,
+        ratio: median / 8,
+        required: '≤ 8 ms',
+        unit: 'ms',
+        pass: median <= 8,
+      });
+    }
   }
   bar(
     'h2: RSS per idle HTTP/2 stream ≤ 0.5 × per TLS HTTP/1.1 stream',
