@@ -63,10 +63,7 @@ const DEFAULT_RETRY_MS = 3000;
 function createCommand(io: CliIo): Command {
   return new Command('eventsource-client')
     .description('Connect to a Server-Sent Events stream and print its events.')
-    .argument(
-      '[token]',
-      'the token to listen to (not needed with --url); with --diagnose, a URL is accepted too',
-    )
+    .argument('[token]', "the token to listen to, or the stream's http(s) URL (as --url gives it)")
     .option('-H, --host <host>', 'listener host', '127.0.0.1')
     .option('-P, --port <port>', 'listener port', parsePort, 8888)
     .option('-d, --debug', 'print debug output on stderr (DEBUG=eventsource:*)')
@@ -202,9 +199,10 @@ function buildUrl(token: string | undefined, options: ClientCliOptions): string 
     if (token !== undefined) throw new UsageError('give either a token or --url, not both');
     return checkUrl(options.url, '--url');
   }
-  // `--diagnose URL`: an argument with a scheme is the URL itself (a token such as a MAC
-  // address has colons, but never `://`).
-  if (options.diagnose && token !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(token)) {
+  // An argument with a scheme is the URL itself, as `--url` gives it (a token such as a MAC
+  // address has colons, but never `://`): `eventsource-client http://host/poll/tok` is what
+  // people type first, and taken as a token it went to 127.0.0.1:8888/poll/http%3A%2F%2F...
+  if (token !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(token)) {
     return checkUrl(token, 'the URL');
   }
   if (token === undefined) {

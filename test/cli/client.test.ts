@@ -346,6 +346,21 @@ test('follows redirects', { timeout }, async (t) => {
   assert.equal(result.code, 0);
 });
 
+test('a URL given as the argument is connected to as --url gives it', { timeout }, async (t) => {
+  const server = await serve(t, [stream(['data: here\n\n'])]);
+  const result = await runBin('eventsource-client', [`${server.url}/poll/tok?x=1`]);
+  assert.equal(result.stdout, 'message: here\n');
+  assert.deepEqual(
+    server.requests.map((r) => r.url),
+    ['/poll/tok?x=1'],
+  );
+  assert.equal(result.code, 0);
+  // Both a URL and --url: which one was meant is unclear.
+  const both = await runBin('eventsource-client', ['--url', `${server.url}/a`, `${server.url}/b`]);
+  assert.equal(both.code, 2);
+  assert.equal(both.stderr, 'error: give either a token or --url, not both\n');
+});
+
 test('sends basic auth from -u and -p, or from EVENTSOURCE_PASSWORD', { timeout }, async (t) => {
   const server = await serve(t, [reply(204)]);
   await runBin('eventsource-client', ['-P', String(server.port), '-u', 'ann', '-p', 'pw', 'tok']);
