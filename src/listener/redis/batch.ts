@@ -25,6 +25,12 @@ const MAX_BATCH = 64;
 /** Most bytes of event text in one script call. */
 const MAX_BATCH_BYTES = 256 * 1024;
 
+/** Sequence numbers start here (`next_seq` in scripts.ts): in the publish reply, a larger integer is one. */
+const SEQ_FLOOR = 1e15;
+
+/** The status of each kind of event in the publish reply (scripts.ts). */
+const STATUSES = [404, 202, 200, 200] as const;
+
 /** The sequence number placeholder of the id template: digits a real sequence number never takes. */
 const SENTINEL = '8999999999999917';
 
@@ -207,30 +213,44 @@ export class PublishBatch<P extends PendingPublish> {
     );
   }
 
-  /** Hands each event its part of the script's reply: 4 integers per event, then error texts. */
+  /** Hands each event its part of the script's reply (see the publish script in scripts.ts). */
   private answer(batch: P[], replies: unknown): void {
     const handler = this.handler;
-    if (!Array.isArray(replies) || replies.length < 4 * batch.length) {
-      const error = new Error('unexpected reply from the publish script');
-      for (const pending of batch) handler.failed(pending, error);
-      return;
-    }
-    const values = replies as number[];
+    const values = Array.isArray(replies) ? (replies as unknown[]) : [];
+    let at = 0;
+    let seq = 0;
+    let errorAt = -1;
     for (let i = 0; i < batch.length; i++) {
       const pending = batch[i] as P;
-      const at = 4 * i;
-      const status = values[at];
-      if (status === 500) {
-        // An event whose commands failed; its seq slot says which error text is its own.
-        const text = replies[4 * batch.length + (values[at + 1] as number) - 1] as unknown;
+      let value = values[at++];
+      let isWritten = false;
+      if (typeof value === 'number' && value >= SEQ_FLOOR) {
+        seq = value;
+        value = values[at++];
+        isWritten = true;
+      }
+      if (typeof value !== 'number' || value % 8 > 4) {
+        const error = new Error('unexpected reply from the publish script');
+        for (let j = i; j < batch.length; j++) handler.failed(batch[j] as P, error);
+        return;
+      }
+      const kind = value % 8;
+      if (kind === 4) {
+        // Its error text is the next one after the integers (error texts are the only strings).
+        if (errorAt === -1) {
+          errorAt = values.findIndex((v) => typeof v !== 'number');
+          if (errorAt === -1) errorAt = values.length;
+        }
+        const text = values[errorAt++] as unknown;
         handler.failed(pending, new Error(String(text ?? 'the publish script failed')));
         continue;
       }
+      if (kind !== 0 && !isWritten) seq++;
       handler.published(pending, {
-        status: status as 200 | 202 | 404,
-        seq: values[at + 1] as number,
-        live: values[at + 2] as number,
-        isLocal: values[at + 3] === 1,
+        status: STATUSES[kind] as 200 | 202 | 404,
+        seq: kind === 0 ? 0 : seq,
+        live: (value - kind) / 8,
+        isLocal: kind === 3,
       });
     }
   }

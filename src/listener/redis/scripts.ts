@@ -129,12 +129,16 @@ end
  * (without the id line), and the sequence number up to which the caller has seen the token's
  * channel (-1: none). The token's keys are made here from the prefix, as the heartbeat does: the
  * call is sent for every batch of POSTs, and five arguments per event cost the caller less than eight.
- * Reply: 4 integers per event, {status, seq, live, local}, then the error texts: `local` is 1 when
- * every live subscriber is the caller's and the caller has seen every message the channel carried
- * (`l`): then nothing is published and the caller delivers the event itself, which saves every
- * process a pub/sub message. An event whose commands fail answers {500, n, 0, 0}, n the position of
- * its error text after the integers; the others are not affected. Integers only, because the
- * caller reads them as they arrive, where strings would each cost it a Buffer and a conversion.
+ * Reply: integers only, because the caller reads them as they arrive, where strings would each
+ * cost it a Buffer and a conversion, then the error texts. One integer per event, `live * 8 + kind`:
+ * kind 0 `404`, 1 `202`, 2 `200` published, 3 `200` left to the caller, 4 failed. Kind 3 is sent
+ * when every live subscriber is the caller's and the caller has seen every message the channel
+ * carried (`l`): then nothing is published and the caller delivers the event itself, which saves
+ * every process a pub/sub message. The events of kinds 1 to 3 get sequence numbers that are usually
+ * consecutive, so an event's number is the previous one's plus 1 unless it is written, before the
+ * event's integer (always for the first); a sequence number is at least 10^15 (`next_seq`), an
+ * event's integer less. An event whose commands fail (kind 4, its error text the next one after the
+ * integers) does not affect the others.
  */
 const PUBLISH_LUA = `${PRELUDE}
 local prefix, maxCount, maxBytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -142,7 +146,7 @@ local procPrefix, sentinel, me = prefix .. 'proc:', ARGV[4], ARGV[5]
 local function publish_one(token, hasId, idTemplate, block, seen)
   local meta, stream = prefix .. 'm:' .. token, prefix .. 'h:' .. token
   local t, live, exists, procs = load(meta, procPrefix)
-  if not exists or (live == 0 and maxCount == 0) then return 404, 0, 0, 0 end
+  if not exists or (live == 0 and maxCount == 0) then return 0, 0, 0 end
   local n = next_seq(KEYS[1])
   local s = seqstr(n)
   local id = false
@@ -174,24 +178,27 @@ local function publish_one(token, hasId, idTemplate, block, seen)
   end
   if live == 0 then
     if (t.u or '0') == '0' then redis.call('HSET', meta, 'u', s) end
-    return 202, n, 0, 0
+    return 1, n, 0
   end
   if seen >= 0 and #procs == 1 and procs[1] == me and tonumber(t.l or '0') <= seen then
-    return 200, n, live, 1
+    return 3, n, live
   end
   publish(meta, prefix .. 'c:' .. token, '${MessageKind.Event}', s, block)
-  return 200, n, live, 0
+  return 2, n, live
 end
-local replies, errors = {}, {}
+local replies, errors, last = {}, {}, -1
 for a = 6, #ARGV, 5 do
-  local ok, status, n, live, isLocal = pcall(publish_one, ARGV[a], ARGV[a + 1], ARGV[a + 2],
-    ARGV[a + 3], tonumber(ARGV[a + 4]))
+  local ok, kind, n, live = pcall(publish_one, ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
+    tonumber(ARGV[a + 4]))
   if not ok then
-    errors[#errors + 1] = type(status) == 'table' and tostring(status.err) or tostring(status)
-    status, n, live, isLocal = 500, #errors, 0, 0
+    errors[#errors + 1] = type(kind) == 'table' and tostring(kind.err) or tostring(kind)
+    kind, n, live = 4, 0, 0
   end
-  local r = #replies
-  replies[r + 1], replies[r + 2], replies[r + 3], replies[r + 4] = status, n, live, isLocal
+  if n > 0 then
+    if n ~= last + 1 then replies[#replies + 1] = n end
+    last = n
+  end
+  replies[#replies + 1] = live * 8 + kind
 end
 for i = 1, #errors do replies[#replies + 1] = errors[i] end
 return replies
