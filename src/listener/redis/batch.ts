@@ -104,6 +104,7 @@ function bulk(text: string): string {
   return `$${Buffer.byteLength(text)}\r\n${text}\r\n`;
 }
 
+/** The `hasId` and `idTemplate` arguments of an event without an id. */
 const NO_ID = '$1\r\n0\r\n$0\r\n\r\n';
 
 /** The publishes waiting for the end of this turn of the event loop. */
@@ -198,6 +199,7 @@ export class PublishBatch<P extends PendingPublish> {
     this.send(batch, new this.Call(text, 2 + this.headCount + 5 * batch.length), true);
   };
 
+  /** Sends one call and hands its events their replies, or the failure; resends once on NOSCRIPT. */
   private send(batch: P[], call: PublishCall, mayResend: boolean): void {
     (this.cmd.sendCommand(call) as Promise<unknown>).then(
       (replies) => this.answer(batch, replies),
