@@ -5,6 +5,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
+import { StringIdEvent } from '../../src/events.js';
 import { createListener, type Listener } from '../../src/listener/listener.js';
 import { createRedisBroker } from '../../src/listener/redis/broker.js';
 import { openStream, type SseStream } from '../helpers/net.js';
@@ -69,6 +70,50 @@ test(
     assert.deepEqual(
       ids,
       [...ids].sort((x, y) => x - y),
+    );
+  },
+);
+
+test(
+  'an event that fails after Redis numbered it leaves the ids of the rest of its batch right',
+  { skip, timeout: 20000 },
+  async (t) => {
+    const server = await startRedis();
+    t.after(() => server.close());
+    const broker = await createRedisBroker(server.url, { mode: 'multi' });
+    const listener = createListener({ broker, keepalive: 0, eventClass: StringIdEvent });
+    const url = await listener.listen(0, '127.0.0.1');
+    t.after(() => listener.close());
+    const redis = new Redis(server.url);
+    t.after(() => redis.disconnect());
+    const good = await stream(t, `${url}poll/good`);
+    await stream(t, `${url}poll/broken`);
+    // A history key of the wrong type: the script takes the event's number, then fails to keep it.
+    await redis.set('eventsource:h:broken', 'not a stream');
+    const outcomes = await Promise.allSettled([
+      listener.publish('good', 'ping', 'first'),
+      listener.publish('broken', 'ping', 'lost'),
+      listener.publish('good', 'ping', 'second'),
+      listener.publish('good', 'ping', 'third'),
+    ]);
+    assert.deepEqual(
+      outcomes.map((outcome) => outcome.status),
+      ['fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+    );
+    assert.match((outcomes[1] as PromiseRejectedResult).reason.message, /WRONGTYPE/);
+    const ids = [0, 2, 3].map(
+      (i) => (outcomes[i] as PromiseFulfilledResult<{ id: string }>).value.id,
+    );
+    // The lost event's number is skipped, not given to the next event.
+    assert.equal(Number(ids[1]), Number(ids[0]) + 2);
+    assert.equal(Number(ids[2]), Number(ids[1]) + 1);
+    assert.deepEqual(
+      (await good.waitFor(3)).map((event) => [event.id, event.data]),
+      [
+        [ids[0], 'first'],
+        [ids[1], 'second'],
+        [ids[2], 'third'],
+      ],
     );
   },
 );

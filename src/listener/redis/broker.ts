@@ -47,7 +47,15 @@ import {
 import { resolveBrokerOptions } from '../options.js';
 import { Chunk } from '../chunk.js';
 import type { Subscriber } from '../subscriber.js';
-import { fillId, PublishBatch, templateEvent } from './batch.js';
+import {
+  fillId,
+  PublishBatch,
+  templateEvent,
+  type CommandClass,
+  type EventTemplate,
+  type PendingPublish,
+  type PublishReply,
+} from './batch.js';
 import { clientOptions, parseRedisUrl, redact, type RedisTarget } from './connection.js';
 import { Departures } from './departures.js';
 import { RedisNotAcknowledgedError, RedisUnavailableError } from './errors.js';
@@ -83,6 +91,16 @@ export interface RedisBrokerOptions extends BrokerOptions {
   connectTimeoutMs?: number | undefined;
 }
 
+/** A POST waiting for the publish script's reply. */
+interface Publish extends PendingPublish {
+  event: Event;
+  template: EventTemplate;
+  /** The token's state when the script may leave the delivery to this process (it counts in `inFlight`). */
+  state: TokenState | undefined;
+  resolve: (outcome: PublishOutcome) => void;
+  reject: (error: unknown) => void;
+}
+
 /** Tokens per heartbeat script call: keeps one call short even with many tokens. */
 const HEARTBEAT_TOKENS = 500;
 
@@ -113,7 +131,7 @@ export class RedisBroker implements Broker {
   /** Noticing dead processes' streams, when presence is announced. */
   private departures: Departures | undefined;
   private readonly scripts: Scripts;
-  private readonly batch: PublishBatch;
+  private readonly batch: PublishBatch<Publish>;
   /** The replicas' confirmation of POSTs; undefined with `waitReplicas` 0. */
   private readonly acknowledgements: AcknowledgementBatch | undefined;
   /** POSTs answered 503 because too few replicas confirmed their event in time. */
@@ -132,12 +150,14 @@ export class RedisBroker implements Broker {
    * @param sub The connection for pub/sub.
    * @param options See {@link RedisBrokerOptions}.
    * @param redisMode How the connections find Redis, for `/stats`.
+   * @param Command ioredis's Command class, for the publish batches.
    */
   private constructor(
     private readonly cmd: RedisClient,
     private readonly sub: RedisClient,
     options: RedisBrokerOptions,
     redisMode: RedisTarget['mode'],
+    Command: CommandClass,
   ) {
     const resolved = resolveBrokerOptions(options);
     this.mode = resolved.mode;
@@ -152,12 +172,17 @@ export class RedisBroker implements Broker {
     this.redisMode = redisMode;
     this.keys = new RedisKeys(options.keyPrefix ?? 'eventsource:');
     this.scripts = defineScripts(cmd);
-    this.batch = new PublishBatch(
-      this.scripts,
+    this.batch = new PublishBatch<Publish>(
+      cmd,
+      Command,
       this.keys,
       this.processId,
       this.historyCount,
       resolved.historyBytes,
+      {
+        published: (pending, reply) => this.published(pending, reply),
+        failed: (pending, error) => this.publishFailed(pending, error),
+      },
     );
     sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
     for (const [name, client] of [
@@ -197,8 +222,9 @@ export class RedisBroker implements Broker {
     sub: RedisClient,
     options: RedisBrokerOptions,
     redisMode: RedisTarget['mode'],
+    Command: CommandClass,
   ): RedisBroker {
-    return new RedisBroker(cmd, sub, options, redisMode);
+    return new RedisBroker(cmd, sub, options, redisMode, Command);
   }
 
   /** `ready` when POSTs can be stored, else the state of the connections. */
@@ -533,38 +559,66 @@ export class RedisBroker implements Broker {
     });
   }
 
-  async publish(event: Event): Promise<PublishOutcome> {
-    if (!this.isReady) throw this.unavailable();
-    const template = templateEvent(event);
+  publish(event: Event): Promise<PublishOutcome> {
+    if (!this.isReady) return Promise.reject(this.unavailable());
+    let template;
+    try {
+      template = templateEvent(event);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     // When this process holds every subscriber of the token, the script can leave delivery to it.
     // Channel messages that arrive meanwhile are held by the token's state: Redis ran this script
     // before publishing them, so they come after this event.
     const state = this.tokens.get(event.target);
     const seen = state === undefined ? -1 : state.seenSeq();
     if (seen >= 0) (state as TokenState).inFlight++;
-    let reply: Reply;
-    try {
-      reply = await this.batch.add(event.target, template, seen);
-    } catch (error) {
-      if (seen >= 0) (state as TokenState).landed(undefined);
-      throw this.unavailable(error);
-    }
-    const status = reply[0] as 200 | 202 | 404;
-    const seq = String(reply[1]);
+    return new Promise<PublishOutcome>((resolve, reject) => {
+      const pending: Publish = {
+        event,
+        template,
+        state: seen >= 0 ? state : undefined,
+        resolve,
+        reject,
+      };
+      this.batch.add(pending, event.target, seen);
+    });
+  }
+
+  /** The publish script stored an event (or answered 404): delivers it here if it is ours to. */
+  private published(pending: Publish, reply: PublishReply): void {
+    const { status, seq, isLocal } = reply;
+    const { event, template, state } = pending;
     const { hasId, idTemplate, rest } = template;
-    const id = hasId && status !== 404 ? fillId(idTemplate, seq) : null;
+    const id = hasId && status !== 404 ? fillId(idTemplate, String(seq)) : null;
     let local: Message | undefined;
-    if (reply[3] === 1) {
-      local = eventMessage(Number(seq), id === null ? rest : `id: ${id}\n${rest}`);
+    if (isLocal) {
+      local = eventMessage(seq, id === null ? rest : `id: ${id}\n${rest}`);
       this.localDeliveries++;
     }
-    if (seen >= 0) (state as TokenState).landed(local);
-    if (status === 404) return { status, id: null, subscribers: 0 };
-    event.seq = Number(seq);
-    if (event.seq > this.highestSeq) this.highestSeq = event.seq;
-    await this.confirm(id);
-    this.eventsAccepted++;
-    return { status, id, subscribers: Number(reply[2]) };
+    state?.landed(local);
+    if (status === 404) {
+      pending.resolve({ status, id: null, subscribers: 0 });
+      return;
+    }
+    event.seq = seq;
+    if (seq > this.highestSeq) this.highestSeq = seq;
+    const outcome: PublishOutcome = { status, id, subscribers: reply.live };
+    if (this.acknowledgements === undefined) {
+      this.eventsAccepted++;
+      pending.resolve(outcome);
+      return;
+    }
+    this.confirm(id).then(() => {
+      this.eventsAccepted++;
+      pending.resolve(outcome);
+    }, pending.reject);
+  }
+
+  /** The publish script call failed: the event was not stored. */
+  private publishFailed(pending: Publish, error: unknown): void {
+    pending.state?.landed(undefined);
+    pending.reject(this.unavailable(error));
   }
 
   /**
@@ -736,7 +790,7 @@ export async function createRedisBroker(
   resolveBrokerOptions(options);
   const { waitReplicas, waitTimeoutMs } = resolveWaitOptions(options);
   const target = parseRedisUrl(url);
-  const { Redis } = await import('ioredis');
+  const { Redis, Command } = await import('ioredis');
   const commandTimeoutMs = options.commandTimeoutMs ?? 2000;
   const settings = {
     commandTimeoutMs: waitReplicas > 0 ? commandTimeoutMs + waitTimeoutMs : commandTimeoutMs,
@@ -745,7 +799,7 @@ export async function createRedisBroker(
     target.url === undefined
       ? new Redis(clientOptions(target, settings))
       : new Redis(target.url, clientOptions(target, settings));
-  const broker = RedisBroker.fromConnections(connect(), connect(), options, target.mode);
+  const broker = RedisBroker.fromConnections(connect(), connect(), options, target.mode, Command);
   if (!(await broker.waitReady(options.connectTimeoutMs ?? 3000))) {
     debug(
       'Redis at %s is not ready yet (%s); retrying in the background',

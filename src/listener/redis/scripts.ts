@@ -19,6 +19,7 @@
  * Redis runs scripts one at a time, so each script below is one decision for all processes. Each
  * comment states the script's KEYS, ARGV and reply, in the order the broker passes them.
  */
+import { createHash } from 'node:crypto';
 import type { Redis as RedisClient } from 'ioredis';
 import { MessageKind } from './messages.js';
 
@@ -122,23 +123,32 @@ end
 /**
  * Publish: stores and publishes a batch of events (batch.ts), each as if by its own script.
  *
- * KEYS: seq, then per event: meta, stream, channel.
- * ARGV: procPrefix, history, historyBytes, sentinel, the caller's `p:<processId>` field, then per
- * event: hasId (`1`/`0`), idTemplate (the sentinel stands for the sequence number), block (without
- * the id line), and the sequence number up to which the caller has seen the token's channel (-1:
- * none).
- * Reply: one per event: {status, seq, live}; or {200, seq, live, 1} when every live subscriber is
- * the caller's and the caller has seen every message the channel carried (`l`): then nothing is
- * published and the caller delivers the event itself, which saves every process a pub/sub message.
- * An event whose commands fail answers {500, error}; the others are not affected.
+ * KEYS: seq.
+ * ARGV: prefix, history, historyBytes, sentinel, the caller's `p:<processId>` field, then per
+ * event: token, hasId (`1`/`0`), idTemplate (the sentinel stands for the sequence number), block
+ * (without the id line), and the sequence number up to which the caller has seen the token's
+ * channel (-1: none). The token's keys are made here from the prefix, as the heartbeat does: the
+ * call is sent for every batch of POSTs, and five arguments per event cost the caller less than eight.
+ * Reply: integers only, because the caller reads them as they arrive, where strings would each
+ * cost it a Buffer and a conversion, then the error texts. One integer per event, `live * 8 + kind`:
+ * kind 0 `404`, 1 `202`, 2 `200` published, 3 `200` left to the caller, 4 failed. Kind 3 is sent
+ * when every live subscriber is the caller's and the caller has seen every message the channel
+ * carried (`l`): then nothing is published and the caller delivers the event itself, which saves
+ * every process a pub/sub message. The events of kinds 1 to 3 get sequence numbers that are usually
+ * consecutive, so an event's number is the previous one's plus 1 unless it is written, before the
+ * event's integer (always for the first); a sequence number is at least 10^15 (`next_seq`), an
+ * event's integer less. An event whose commands fail (kind 4, its error text the next one after the
+ * integers) does not affect the others.
  */
 const PUBLISH_LUA = `${PRELUDE}
-local procPrefix, maxCount, maxBytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local sentinel, me = ARGV[4], ARGV[5]
-local function publish_one(meta, stream, channel, hasId, idTemplate, block, seen)
+local prefix, maxCount, maxBytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local procPrefix, sentinel, me = prefix .. 'proc:', ARGV[4], ARGV[5]
+local function publish_one(token, hasId, idTemplate, block, seen)
+  local meta, stream = prefix .. 'm:' .. token, prefix .. 'h:' .. token
   local t, live, exists, procs = load(meta, procPrefix)
-  if not exists or (live == 0 and maxCount == 0) then return {404, '', 0} end
-  local s = seqstr(next_seq(KEYS[1]))
+  if not exists or (live == 0 and maxCount == 0) then return 0, 0, 0 end
+  local n = next_seq(KEYS[1])
+  local s = seqstr(n)
   local id = false
   if hasId == '1' then
     id = (string.gsub(idTemplate, sentinel, s))
@@ -168,26 +178,37 @@ local function publish_one(meta, stream, channel, hasId, idTemplate, block, seen
   end
   if live == 0 then
     if (t.u or '0') == '0' then redis.call('HSET', meta, 'u', s) end
-    return {202, s, 0}
+    return 1, n, 0
   end
   if seen >= 0 and #procs == 1 and procs[1] == me and tonumber(t.l or '0') <= seen then
-    return {200, s, live, 1}
+    return 3, n, live
   end
-  publish(meta, channel, '${MessageKind.Event}', s, block)
-  return {200, s, live}
+  publish(meta, prefix .. 'c:' .. token, '${MessageKind.Event}', s, block)
+  return 2, n, live
 end
-local replies = {}
-for i = 1, (#KEYS - 1) / 3 do
-  local k, a = 3 * i - 1, 4 * i + 2
-  local ok, reply = pcall(publish_one, KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[a], ARGV[a + 1],
-    ARGV[a + 2], tonumber(ARGV[a + 3]))
+local replies, errors, last = {}, {}, -1
+for a = 6, #ARGV, 5 do
+  local ok, kind, n, live = pcall(publish_one, ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
+    tonumber(ARGV[a + 4]))
   if not ok then
-    reply = {500, type(reply) == 'table' and tostring(reply.err) or tostring(reply)}
+    errors[#errors + 1] = type(kind) == 'table' and tostring(kind.err) or tostring(kind)
+    kind, n, live = 4, 0, 0
   end
-  replies[i] = reply
+  if n > 0 then
+    if n ~= last + 1 then replies[#replies + 1] = n end
+    last = n
+  end
+  replies[#replies + 1] = live * 8 + kind
 end
+for i = 1, #errors do replies[#replies + 1] = errors[i] end
 return replies
 `;
+
+/** The publish script, which batch.ts sends itself (by its SHA once loaded) rather than through ioredis. */
+export const PUBLISH_SCRIPT = {
+  lua: PUBLISH_LUA,
+  sha: createHash('sha1').update(PUBLISH_LUA).digest('hex'),
+};
 
 /**
  * Subscribe: registers one subscriber, decides `423` and takeover, and returns its replay.
@@ -384,7 +405,6 @@ export type Reply = (string | number)[];
 
 /** The scripts as commands of the command connection; arguments are KEYS then ARGV, as above. */
 export interface Scripts {
-  esPublish(numberOfKeys: number, ...keysAndArgs: string[]): Promise<Reply[]>;
   esSubscribe(
     meta: string,
     stream: string,
@@ -440,9 +460,7 @@ export interface Scripts {
  * @returns The same connection, typed with the scripts' commands.
  */
 export function defineScripts(client: RedisClient): Scripts {
-  // The publish script takes a batch, so its caller passes the number of keys (-1 here).
   const scripts: [keyof Scripts, string, number][] = [
-    ['esPublish', PUBLISH_LUA, -1],
     ['esSubscribe', SUBSCRIBE_LUA, 4],
     ['esUnsubscribe', UNSUBSCRIBE_LUA, 2],
     ['esSync', SYNC_LUA, 2],
@@ -452,7 +470,7 @@ export function defineScripts(client: RedisClient): Scripts {
     ['esHeartbeat', HEARTBEAT_LUA, 1],
   ];
   for (const [name, lua, numberOfKeys] of scripts) {
-    client.defineCommand(name, numberOfKeys < 0 ? { lua } : { lua, numberOfKeys });
+    client.defineCommand(name, { lua, numberOfKeys });
   }
   return client as unknown as Scripts;
 }
