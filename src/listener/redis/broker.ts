@@ -52,7 +52,6 @@ import {
   PublishBatch,
   templateEvent,
   type CommandClass,
-  type EventTemplate,
   type PendingPublish,
   type PublishReply,
 } from './batch.js';
@@ -94,7 +93,6 @@ export interface RedisBrokerOptions extends BrokerOptions {
 /** A POST waiting for the publish script's reply. */
 interface Publish extends PendingPublish {
   event: Event;
-  template: EventTemplate;
   /** The token's state when the script may leave the delivery to this process (it counts in `inFlight`). */
   state: TokenState | undefined;
   resolve: (outcome: PublishOutcome) => void;
